@@ -1,0 +1,65 @@
+# tlcourse — two commands do all the set-up:  `make lab`  and  `make test`.
+# Both create .venv (if needed) and install the exact pins of requirements.lock.
+
+PYTHON   ?= python3
+VENV     := .venv
+PY       := $(VENV)/bin/python
+STAMP    := $(VENV)/.installed
+PROFILE  ?= quick
+LAB_ARGS ?=
+PYTEST_ARGS ?=
+NB_TIMEOUT ?= 170
+
+export TLCOURSE_PROFILE ?= $(PROFILE)
+export KERAS_BACKEND := torch
+export PYTHONHASHSEED := 0
+
+.PHONY: lab test install unit notebooks lint format lock clean help
+
+help:
+	@echo "make lab    - install (first time) and open JupyterLab on the course"
+	@echo "make test   - install (first time) and run every test and notebook, offline"
+	@echo "make lint   - ruff check + format check (notebooks included)"
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m ipykernel install --sys-prefix --name tlcourse --display-name "Python (tlcourse)" >/dev/null
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: $(STAMP)
+	$(PY) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_welcome.ipynb
+
+# Unit tests, claims tests and the grading round trip (parallel), then every notebook in
+# notebooks/ and solutions/ one at a time so that each one's time is its own; all offline.
+test: $(STAMP)
+	bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider $(PYTEST_ARGS) tests
+	bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=$(NB_TIMEOUT) $(PYTEST_ARGS) notebooks solutions
+
+unit: $(STAMP)
+	bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider -m "not claims" tests
+
+notebooks: $(STAMP)
+	bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=$(NB_TIMEOUT) notebooks solutions
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+# Re-pin every dependency after changing pyproject.toml (run on a machine with the registry).
+lock: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[all]"
+	$(PY) -m pip freeze --exclude-editable | grep -v '^-e ' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,38 @@
+import subprocess
+import sys
+
+import pytest
+
+from tlcourse import cli, doctor
+
+
+def test_usage_and_unknown_command(capsys):
+    assert cli.main([]) == 2
+    assert cli.main(["frobnicate"]) == 2
+    assert "Unknown command 'frobnicate'" in capsys.readouterr().err
+
+
+def test_doctor_reports_and_passes_when_assets_present(capsys):
+    status = cli.main(["doctor"])
+    out = capsys.readouterr().out
+    assert "versions: python" in out and "torch" in out and "profile" in out and "cache" in out
+    assert status == 0, out
+
+
+def test_doctor_fails_with_fix_when_asset_missing(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(doctor, "assets_dir", lambda: tmp_path)
+    monkeypatch.setattr(doctor, "required_assets", lambda: ["zoo/missing.safetensors"])
+    assert doctor.cli_main([]) == 1
+    out = capsys.readouterr().out
+    assert "BAD" in out and "zoo/missing.safetensors" in out and "fix:" in out
+
+
+def test_doctor_unknown_profile(capsys):
+    assert doctor.cli_main(["--profile", "medium"]) == 1
+    assert "Unknown profile 'medium'" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_python_dash_m_entry_point():
+    done = subprocess.run([sys.executable, "-m", "tlcourse", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "doctor" in done.stdout

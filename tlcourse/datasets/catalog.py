@@ -1,0 +1,105 @@
+"""The catalogue of course datasets: one :class:`DatasetInfo` per name.
+
+Each modality module (``images``, ``speech``, ``text``, ``full``) exposes a module-level
+``DATASETS: dict[str, DatasetInfo]``; :func:`all_datasets` gathers them and :func:`info`
+looks one up with a close-match suggestion. ``python -m tlcourse data list`` prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+MODULES = ("images", "speech", "text", "full")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a learner needs to know before using a dataset.
+
+    Attributes:
+        name: catalogue key, e.g. ``"glyphs-digits"``.
+        modality: ``"image"``, ``"speech"`` or ``"text"``.
+        profile: ``"quick"`` (made or shipped by the course, offline) or ``"full"`` (downloaded).
+        classes: number of classes.
+        size: a short human description of the size, e.g. ``"50,000 images (32x32)"``.
+        licence: the licence of the data.
+        origin: where it comes from, in one sentence.
+        datasheet: the datasheet text (origin, licence, size, classes, splits, how to regenerate).
+        prepare: callable that builds or downloads it and returns its root folder.
+    """
+
+    name: str
+    modality: str
+    profile: str
+    classes: int
+    size: str
+    licence: str
+    origin: str
+    datasheet: str
+    prepare: Callable[..., Path]
+
+
+def all_datasets() -> dict[str, DatasetInfo]:
+    """Every catalogued dataset, by name (imports the modality modules)."""
+    found: dict[str, DatasetInfo] = {}
+    for module in MODULES:
+        try:
+            mod = importlib.import_module(f"tlcourse.datasets.{module}")
+        except ModuleNotFoundError as err:
+            if err.name == f"tlcourse.datasets.{module}":
+                continue
+            raise
+        found.update(getattr(mod, "DATASETS", {}))
+    return found
+
+
+def info(name: str) -> DatasetInfo:
+    """Look up a dataset by name; an unknown name raises ``KeyError`` naming the closest ones."""
+    catalogue = all_datasets()
+    if name in catalogue:
+        return catalogue[name]
+    close = difflib.get_close_matches(name, catalogue, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise KeyError(
+        f"Unknown dataset {name!r}.{hint} See `python -m tlcourse data list` for all names."
+    )
+
+
+def prepare(name: str, **kwargs) -> Path:
+    """Build (quick) or download (full) the dataset ``name``; return its root folder."""
+    return info(name).prepare(**kwargs)
+
+
+def format_table(catalogue: dict[str, DatasetInfo]) -> str:
+    """The catalogue as a plain-text table."""
+    header = ("name", "modality", "profile", "classes", "size", "licence")
+    rows = [header] + [
+        (d.name, d.modality, d.profile, str(d.classes), d.size, d.licence)
+        for d in catalogue.values()
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def cli_main(argv: list[str]) -> int:
+    """``python -m tlcourse data list | info NAME | prepare NAME``."""
+    parser = argparse.ArgumentParser(prog="python -m tlcourse data")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="print the catalogue")
+    for cmd in ("info", "prepare"):
+        sub.add_parser(cmd).add_argument("name")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        print(format_table(all_datasets()))
+    elif args.command == "info":
+        print(info(args.name).datasheet)
+    else:
+        print(prepare(args.name))
+    return 0

@@ -1,0 +1,101 @@
+"""``python -m tlcourse doctor``: is this machine ready for the course?
+
+Reports versions, device, profile and cache folder, and checks that the offline assets of
+the quick profile (course backbones, speech clips, text corpus) are present. Exits non-zero
+with a message that says how to fix each problem.
+
+Introduced in notebooks/00_welcome.ipynb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import platform
+from dataclasses import dataclass
+
+from tlcourse import __version__
+from tlcourse.config import ConfigError, get_profile
+from tlcourse.paths import CacheError, assets_dir, home
+
+LIBRARIES = ("torch", "torchvision", "numpy", "sklearn", "matplotlib", "safetensors",
+             "keras", "fastai", "transformers", "nbval")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def library_versions() -> dict[str, str]:
+    """Installed version of each course library, or ``"missing"``."""
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 runs on PyTorch in this course
+    versions = {"python": platform.python_version(), "tlcourse": __version__}
+    for lib in LIBRARIES:
+        try:
+            versions[lib] = getattr(importlib.import_module(lib), "__version__", "?")
+        except Exception:  # an import can fail in many ways (e.g. keras without its backend)
+            versions[lib] = "missing"
+    return versions
+
+
+def required_assets() -> list[str]:
+    """Files under ``tlcourse/assets`` the quick profile needs (from the zoo and data catalogues)."""
+    from tlcourse.zoo import entries
+
+    return sorted(e.weights for e in entries().values() if e.profile == "quick")
+
+
+def run_checks(profile: str | None = None) -> list[Check]:
+    """All checks, in report order."""
+    import torch
+
+    from tlcourse.repro import pick_device
+
+    checks = [Check("tlcourse", True, __version__)]
+    checks.append(Check("torch", True, f"{torch.__version__} on {pick_device()}"))
+    try:
+        checks.append(Check("profile", True, get_profile(profile)))
+    except ConfigError as err:
+        checks.append(Check("profile", False, str(err), "set TLCOURSE_PROFILE to quick or full"))
+    try:
+        checks.append(Check("cache", True, str(home())))
+    except CacheError as err:
+        checks.append(Check("cache", False, str(err), "set TLCOURSE_HOME to a writable folder"))
+    for rel in required_assets():
+        present = (assets_dir() / rel).is_file()
+        checks.append(Check(f"asset {rel}", present, "present" if present else "MISSING",
+                            "" if present else "reinstall the course (`make install`) or rebuild it with "
+                            "`python -m tlcourse zoo build NAME`"))
+    return checks
+
+
+def report(checks: list[Check]) -> str:
+    """The checks as aligned text lines, with a fix under each failure."""
+    width = max(len(c.name) for c in checks)
+    lines = []
+    for c in checks:
+        lines.append(f"{'ok ' if c.ok else 'BAD'}  {c.name:<{width}}  {c.detail}")
+        if not c.ok and c.fix:
+            lines.append(f"     {'':<{width}}  fix: {c.fix}")
+    return "\n".join(lines)
+
+
+def cli_main(argv: list[str]) -> int:
+    """Print the versions and the checks; exit status 1 if any check failed."""
+    parser = argparse.ArgumentParser(prog="python -m tlcourse doctor")
+    parser.add_argument("--profile", default=None, help="quick or full (default: $TLCOURSE_PROFILE)")
+    args = parser.parse_args(argv)
+    versions = library_versions()
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    checks = run_checks(args.profile)
+    print(report(checks))
+    failed = [c for c in checks if not c.ok]
+    print(f"\n{len(failed)} problem(s) found." if failed else "\nAll good: ready for the course.")
+    return 1 if failed else 0

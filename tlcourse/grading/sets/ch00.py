@@ -1,0 +1,147 @@
+"""Chapter 00 (welcome) warm-up: parameters, freezing, heads, normalisation, accuracy.
+
+The reference implementations below are what the checks compare with; the learner writes
+their own in exercises/00_warmup.ipynb.
+
+Introduced in exercises/00_warmup.ipynb.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from tlcourse.grading.questions import OpenQuestion, Question, trainable_flags
+from tlcourse.nets import Classifier, tiny_cnn
+
+
+def _model(gen: torch.Generator) -> Classifier:
+    """A tiny random Classifier with random width, class count and requires_grad flags."""
+    num_classes = int(torch.randint(2, 10, (1,), generator=gen))
+    width = int(torch.randint(2, 5, (1,), generator=gen)) * 2
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+        model = tiny_cnn(num_classes=num_classes, width=width)
+    for p in model.parameters():
+        p.requires_grad_(bool(torch.rand(1, generator=gen) < 0.6))
+    return model
+
+
+# ----------------------------------------------------------------------- 00.1 count trainable
+
+
+def ref_count_trainable(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def cases_model(gen: torch.Generator) -> list[tuple]:
+    return [(_model(gen),) for _ in range(3)]
+
+
+# ------------------------------------------------------------------------ 00.2 freeze backbone
+
+
+def ref_freeze_backbone(model: Classifier) -> None:
+    for p in model.backbone.parameters():
+        p.requires_grad_(False)
+    for p in model.head.parameters():
+        p.requires_grad_(True)
+
+
+# --------------------------------------------------------------------------- 00.3 swap head
+
+
+def ref_swap_head(model: Classifier, num_classes: int) -> Classifier:
+    model.head = nn.Linear(model.head.in_features, num_classes)
+    return model
+
+
+def cases_swap(gen: torch.Generator) -> list[tuple]:
+    return [(_model(gen), int(torch.randint(2, 40, (1,), generator=gen))) for _ in range(3)]
+
+
+def head_report(result: Any, args: tuple) -> dict[str, Any]:
+    """What matters after a head swap: the new head, the logits shape, the untouched backbone."""
+    if not isinstance(result, nn.Module) or not isinstance(getattr(result, "head", None), nn.Module):
+        return {"error": f"expected the model back, got {type(result).__name__}"}
+    head = result.head
+    with torch.no_grad():
+        logits = result.eval()(torch.zeros(2, 3, 16, 16))
+    return {
+        "head_type": type(head).__name__,
+        "in_features": getattr(head, "in_features", None),
+        "out_features": getattr(head, "out_features", None),
+        "head_trainable": all(p.requires_grad for p in head.parameters()),
+        "logits_shape": list(logits.shape),
+        "backbone": dict(result.backbone.state_dict()),
+    }
+
+
+# ------------------------------------------------------------------------- 00.4 normalise
+
+
+def ref_normalize(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
+    mean_t = torch.tensor(mean, dtype=images.dtype).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=images.dtype).view(1, -1, 1, 1)
+    return (images - mean_t) / std_t
+
+
+def cases_normalize(gen: torch.Generator) -> list[tuple]:
+    cases = []
+    for channels in (3, 1, 3):
+        images = torch.rand(4, channels, 5, 6, generator=gen)
+        mean = (torch.rand(channels, generator=gen) * 0.5 + 0.25).tolist()
+        std = (torch.rand(channels, generator=gen) * 0.3 + 0.1).tolist()
+        cases.append((images, mean, std))
+    return cases
+
+
+# -------------------------------------------------------------------------- 00.5 accuracy
+
+
+def ref_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    return (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+def cases_accuracy(gen: torch.Generator) -> list[tuple]:
+    cases = []
+    for n, c in ((10, 3), (37, 5), (8, 2)):
+        logits = torch.randn(n, c, generator=gen)
+        labels = torch.randint(0, c, (n,), generator=gen)
+        cases.append((logits, labels))
+    return cases
+
+
+QUESTIONS = [
+    Question(
+        id="00.1", function="count_trainable", points=1, title="count trainable parameters",
+        cases=cases_model, reference=ref_count_trainable,
+        hint="count the elements (numel) of the parameters whose requires_grad is True.",
+    ),
+    Question(
+        id="00.2", function="freeze_backbone", points=2, title="freeze the backbone, train the head",
+        cases=cases_model, reference=ref_freeze_backbone, observe=trainable_flags,
+        hint="set requires_grad on every backbone parameter AND on every head parameter "
+        "(the head may arrive frozen).",
+    ),
+    Question(
+        id="00.3", function="swap_head", points=2, title="a new head for a new class count",
+        cases=cases_swap, reference=ref_swap_head, observe=head_report,
+        hint="a new nn.Linear whose in_features match the backbone's feature size; "
+        "leave the backbone as it is and return the model.",
+    ),
+    Question(
+        id="00.4", function="normalize", points=1, title="normalise an image batch",
+        cases=cases_normalize, reference=ref_normalize,
+        hint="subtract the mean and divide by the std of each channel; reshape them to "
+        "(1, C, 1, 1) so they broadcast over (N, C, H, W).",
+    ),
+    Question(
+        id="00.5", function="accuracy", points=1, title="accuracy from logits",
+        cases=cases_accuracy, reference=ref_accuracy,
+        hint="the predicted class is the argmax over dim 1; return a Python float (.item()).",
+    ),
+    OpenQuestion(id="00.6", points=2, title="feature extraction or fine-tuning?"),
+]
