@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import http.server
 import io
+import socketserver
 import tarfile
 import threading
 import wave
@@ -37,21 +38,34 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
 
+class _LoopbackServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:  # skip HTTPServer's getfqdn(): no DNS look-up
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "127.0.0.1", self.server_address[1]
+
+
 @contextmanager
-def serve(folder: Path) -> Iterator[tuple[str, list[str]]]:
-    """Serve ``folder`` on 127.0.0.1; yield ``(base_url, requested_paths)``."""
-    handler = type("Handler", (_QuietHandler,), {"requests": []})
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(handler, directory=str(folder))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def serve_handler(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Run ``handler`` on 127.0.0.1 in a thread; yield the base URL."""
+    server = _LoopbackServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}", handler.requests
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[tuple[str, list[str]]]:
+    """Serve ``folder`` on 127.0.0.1; yield ``(base_url, requested_paths)``."""
+    handler = type("Handler", (_QuietHandler,), {"requests": []})
+    with serve_handler(partial(handler, directory=str(folder))) as base:
+        yield base, handler.requests
 
 
 def sha256_of(path: Path) -> str:
@@ -152,8 +166,12 @@ def speech_commands_files() -> dict[str, bytes]:
     """Members of a miniature ``speech_commands_v0.02.tar.gz`` (members start with ``./``)."""
     files = {f"./{w}/spk{s}_nohash_0.wav": wav_bytes() for w in SPEECH_WORDS for s in range(4)}
     files["./_background_noise_/white_noise.wav"] = wav_bytes(16_000)
-    files["./validation_list.txt"] = b"".join(f"{w}/spk2_nohash_0.wav\n".encode() for w in SPEECH_WORDS)
-    files["./testing_list.txt"] = b"".join(f"{w}/spk3_nohash_0.wav\n".encode() for w in SPEECH_WORDS)
+    files["./validation_list.txt"] = b"".join(
+        f"{w}/spk2_nohash_0.wav\n".encode() for w in SPEECH_WORDS
+    )
+    files["./testing_list.txt"] = b"".join(
+        f"{w}/spk3_nohash_0.wav\n".encode() for w in SPEECH_WORDS
+    )
     files["./LICENSE"] = b"CC BY 4.0"
     files["./README.md"] = b"fake speech commands"
     return files

@@ -10,12 +10,11 @@ import http.server
 import io
 import socket
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
-from fakes import serve, write_tar, write_zip
+from fakes import serve, serve_handler, write_tar, write_zip
 
 from tlcourse import download
 from tlcourse.download import (
@@ -158,16 +157,10 @@ class _Truncating(http.server.BaseHTTPRequestHandler):
 
 
 def test_truncated_download_leaves_no_file():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Truncating)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        res = _resource(f"http://127.0.0.1:{server.server_port}/payload.bin")
+    with serve_handler(_Truncating) as base:
+        res = _resource(f"{base}/payload.bin")
         with pytest.raises(DownloadError, match="stopped after"):
             fetch(res, progress=False)
-    finally:
-        server.shutdown()
-        server.server_close()
     folder = download.downloads_dir()
     assert not (folder / "payload.bin").exists() and _leftovers(folder) == []
 

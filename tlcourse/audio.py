@@ -319,8 +319,9 @@ def train_kwsnet(seed: int = 0, epochs: int = KWSNET_BUILD["epochs"], out_dir: s
 
     schedule = LRScheduler(lambda opt: torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=3e-3, total_steps=epochs * len(loader)))  # fmt: skip
-    fit(model, loader, epochs=epochs, optimizer=optimizer, callbacks=[schedule], device="cpu", progress=progress)
-    measured = {"seed": seed, "epochs": epochs, "params": sum(p.numel() for p in model.parameters())}
+    history = fit(model, loader, epochs=epochs, optimizer=optimizer, callbacks=[schedule], device="cpu", progress=progress)
+    measured = {"seed": seed, "epochs": epochs, "params": sum(p.numel() for p in model.parameters()),
+                "train_accuracy": history.last("train_accuracy")}  # fmt: skip
     for split in ("validation", "testing"):
         test = _logmel_loader(speech_dataset("speech-words", split, seed=seed))
         measured[f"{split.replace('testing', 'test')}_accuracy"] = evaluate(model, test, device="cpu")["accuracy"]

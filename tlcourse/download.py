@@ -253,7 +253,7 @@ def _manual_message(resource: Resource, path: Path, why: str, stale: str) -> str
     urls = "\n".join(f"    {u}" for u in resource.urls)
     return (
         f"Cannot get {resource.name}{size}: {stale}, and {why}.\n"
-        f"To continue, on a machine with internet download\n{urls}\n"
+        f"To continue, on a machine with internet download (from any one of)\n{urls}\n"
         f"  check that its {resource.algorithm} is {resource.checksum}\n"
         f"    (e.g. `{resource.algorithm}sum {resource.name}`),\n"
         f"  and copy it to\n    {path}\n"
@@ -319,10 +319,18 @@ def build_atomically(dest: Path, build: Callable[[Path], None]) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
         build(tmp)
-        os.replace(tmp, dest)
+        _move_into_place(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _move_into_place(tmp: Path, dest: Path) -> None:
+    try:
+        os.replace(tmp, dest)
+    except OSError:
+        if not dest.is_dir():  # not another process that finished first: a real error
+            raise
 
 
 def extract(archive: Path, dest: Path) -> Path:

@@ -19,6 +19,7 @@ Introduced in notebooks/00_welcome.ipynb.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import shutil
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tlcourse.datasets.catalog import DatasetInfo
+from tlcourse.datasets.imagefolder import MARKER
 from tlcourse.download import (
     LayoutError,
     Resource,
@@ -191,6 +193,8 @@ def _write_imagefolder(splits: dict[str, list[str]], images: Path, out: Path) ->
             folder = out / split / pets_breed(name)
             folder.mkdir(parents=True, exist_ok=True)
             _link_or_copy(images / f"{name}.jpg", folder / f"{name}.jpg")
+    counts = {split: len(names) for split, names in splits.items()}
+    (out / MARKER).write_text(json.dumps({"name": "oxford-pets", "images": counts}) + "\n")
 
 
 # --- hymenoptera (ants / bees) ----------------------------------------------------------------

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,9 +116,7 @@ def prepare(name: str, *, seed: int = 0, force: bool = False, verbose: bool = Tr
     start = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root.parent))
     try:
-        classes, arrays = _BUILDERS[name](seed)
-        for split, (images, targets) in zip(SPLITS, arrays, strict=True):
-            _write_split(tmp / split, classes, images, targets)
+        classes, arrays = _BUILDERS[name](seed, tmp)
         (tmp / MARKER).write_text(json.dumps(_marker(name, seed)))
         for split, (images, targets) in zip(SPLITS, arrays, strict=True):
             save_tensor_cache(tmp, split, images, targets, classes)
@@ -166,30 +165,53 @@ def _swap_in(tmp: Path, root: Path) -> None:
     os.replace(tmp, root)
 
 
-def _write_split(folder: Path, classes: list[str], images: np.ndarray, targets: np.ndarray) -> None:
-    """Write ``images (N, H, W, 3) uint8`` as ``folder/<class>/<nnnnn>.png``."""
-    for c in classes:
-        (folder / c).mkdir(parents=True)
-    for i, (image, target) in enumerate(zip(images, targets, strict=True)):
-        Image.fromarray(image).save(folder / classes[target] / f"{i:05d}.png", compress_level=1)
+def _write_class(folder: Path, images: np.ndarray) -> None:
+    """Write ``images (n, H, W, 3)`` uint8 as ``folder/<nnnnn>.png``."""
+    folder.mkdir(parents=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:05d}.png", compress_level=1)
 
 
-def _build_glyphs(name: str, seed: int) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]]]:
-    """Render every split of glyph set ``name``: images ``(N, 32, 32, 3)`` uint8, targets ``(N,)``."""
+def _render_class(name: str, seed: int, tmp: Path, k: int) -> list[np.ndarray]:
+    """Render and write class number ``k`` of glyph set ``name`` under ``tmp/<split>/<class>/``.
+
+    Returns each split's images ``(n, 32, 32, 3)`` uint8.
+    """
     spec = GLYPH_SETS[name]
-    classes = sorted(spec.chars)
+    label = sorted(spec.chars)[k]
     out = []
     for s, count in enumerate(spec.per_class):
-        images, targets = [], []
-        for k, c in enumerate(classes):
-            rng = np.random.default_rng([seed, zlib.crc32(name.encode()), s, k])
-            images += [glyphs.render(spec.chars[c], rng) for _ in range(count)]
-            targets += [k] * count
-        out.append((np.stack(images), np.asarray(targets, dtype=np.int64)))
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode()), s, k])
+        images = np.stack([glyphs.render(spec.chars[label], rng) for _ in range(count)])
+        _write_class(tmp / SPLITS[s] / label, images)
+        out.append(images)
+    return out
+
+
+def _build_glyphs(name: str, seed: int, tmp: Path) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]]]:
+    """Write glyph set ``name`` under ``tmp``; return the classes and each split's
+    ``(images (N, 32, 32, 3) uint8, targets (N,))``.
+
+    Classes are rendered in parallel processes; each has its own generator, so the pixels do
+    not depend on the number of processes.
+    """
+    classes = sorted(GLYPH_SETS[name].chars)
+    workers = min(4, os.cpu_count() or 1)
+    job = functools.partial(_render_class, name, seed, tmp)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            per_class = list(pool.map(job, range(len(classes)), chunksize=2))
+    else:
+        per_class = [job(k) for k in range(len(classes))]
+    out = []
+    for s in range(len(SPLITS)):
+        images = np.concatenate([parts[s] for parts in per_class])
+        targets = np.concatenate([[k] * len(parts[s]) for k, parts in enumerate(per_class)])
+        out.append((images, targets.astype(np.int64)))
     return classes, out
 
 
-def _build_sklearn_digits(seed: int) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]]]:
+def _build_sklearn_digits(seed: int, tmp: Path) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]]]:
     """scikit-learn's 8x8 digits, upscaled to 32x32 RGB (dark ink on white), split 60/20/20."""
     from sklearn.datasets import load_digits
 
@@ -199,6 +221,9 @@ def _build_sklearn_digits(seed: int) -> tuple[list[str], list[tuple[np.ndarray, 
     rgb = np.repeat(255 - np.stack(big)[..., None], 3, axis=-1)
     parts = splits.stratified_split(data.target, SKLEARN_DIGITS_FRACTIONS, seed=seed)
     arrays = [(rgb[idx], data.target[idx].astype(np.int64)) for idx in parts]
+    for split, (images, targets) in zip(SPLITS, arrays, strict=True):
+        for d in range(10):
+            _write_class(tmp / split / str(d), images[targets == d])
     return [str(d) for d in range(10)], arrays
 
 

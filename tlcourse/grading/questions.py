@@ -7,7 +7,7 @@ A chapter's question set is a module ``tlcourse/grading/sets/chNN.py`` holding
 * ``cases(gen) -> list[tuple]``: the positional arguments of each test call, built from a
   ``torch.Generator`` (the inline check uses a fixed seed, the batch grader a secret one);
 * ``reference(*args)``: the reference implementation (kept in the package, never in notebooks);
-* ``observe(result, args)``: turns what a call returned (and the arguments, for functions that
+* ``observe(result, args)`` (from :mod:`tlcourse.grading.observers`): turns what a call returned (and the arguments, for functions that
   modify a model in place) into *plain data*: ``int``, ``float``, ``bool``, ``str``, ``None``,
   ``torch.Tensor`` and lists / dicts of them. Default: the returned value itself;
 * ``compare(got, expected) -> str | None``: ``None`` when they match, else a short message that
@@ -33,17 +33,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from tlcourse.grading.observers import returned
+
 ID_PATTERN = re.compile(r"^(\d\d)\.(\d+)$")
 PLAIN_SCALARS = (bool, int, float, str, type(None))
 
 
 class QuestionError(LookupError):
     """A question id or a question set is unknown or malformed; the message names the fix."""
-
-
-def returned(result: Any, args: tuple) -> Any:
-    """Default observer: what the learner's function returned."""
-    return result
 
 
 @dataclass(frozen=True)
@@ -67,6 +64,15 @@ class Question:
             raise QuestionError(f"Question {self.id}: function {self.function!r} is no identifier.")
         if self.compare is None:
             object.__setattr__(self, "compare", same)
+        if self.observe.__module__.startswith("tlcourse.grading.sets"):
+            raise QuestionError(f"Question {self.id}: observers run in the graded kernel, where "
+                                "the sets are hidden; put {self.observe.__name__} in "
+                                "tlcourse/grading/observers.py")
+
+    @property
+    def observer_path(self) -> str:
+        """``"module:qualname"`` of the observer, imported by the graded kernel."""
+        return f"{self.observe.__module__}:{self.observe.__qualname__}"
 
 
 @dataclass(frozen=True)
@@ -191,16 +197,7 @@ def _show(value: Any) -> str:
     return f"an object of type {type(value).__name__}"
 
 
-# -------------------------------------------------------------------------------- observers
-
-
-def trainable_flags(result: Any, args: tuple) -> dict[str, bool]:
-    """Observer for functions that freeze / unfreeze ``args[0]`` in place:
-    ``{parameter name: requires_grad}``."""
-    model = args[0]
-    if not isinstance(model, nn.Module):
-        return {}
-    return {name: bool(p.requires_grad) for name, p in model.named_parameters()}
+# ------------------------------------------------------------------------------- messages
 
 
 def describe_args(args: tuple) -> str:

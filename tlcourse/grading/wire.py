@@ -74,48 +74,63 @@ class Unsupported:
 
 
 def dump(payload: Any, stem: Path) -> None:
-    """Write ``payload`` (plain data) to ``stem.json`` + ``stem.safetensors``, atomically."""
+    """Write ``payload`` (plain data) to ``<stem>.json`` + ``<stem>.safetensors``, atomically."""
     tensors: dict[str, torch.Tensor] = {}
     structure = encode(payload, tensors)
-    tmp = stem.with_name(stem.name + ".tmp")
-    save_file(tensors, str(tmp) + ".safetensors")
-    tmp.with_suffix(".json").write_text(json.dumps(structure))
-    os.replace(str(tmp) + ".safetensors", str(stem) + ".safetensors")
-    os.replace(tmp.with_suffix(".json"), stem.with_suffix(".json"))
+    json_path, tensor_path = _paths(stem)
+    tmp_json, tmp_tensors = _paths(Path(f"{stem}.tmp"))
+    save_file(tensors, str(tmp_tensors))
+    tmp_json.write_text(json.dumps(structure))
+    os.replace(tmp_tensors, tensor_path)
+    os.replace(tmp_json, json_path)
 
 
 def load(stem: Path) -> Any:
     """Read what :func:`dump` wrote, refusing oversized files; no pickle involved."""
-    json_path, tensor_path = stem.with_suffix(".json"), Path(str(stem) + ".safetensors")
+    json_path, tensor_path = _paths(stem)
     if json_path.stat().st_size > MAX_JSON_BYTES or tensor_path.stat().st_size > MAX_TENSOR_BYTES:
         raise ValueError("result file too large")
     structure = json.loads(json_path.read_text(), parse_constant=_reject_constant)
     return decode(structure, load_file(str(tensor_path)))
 
 
+def _paths(stem: Path) -> tuple[Path, Path]:
+    """``<stem>.json`` and ``<stem>.safetensors`` (stems contain dots, e.g. ``result_00.1``)."""
+    return Path(f"{stem}.json"), Path(f"{stem}.safetensors")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-finite number {name} in result file")
 
 
-def harvest(io_dir: str, qid: str, function: Any) -> None:
-    """Kernel side: run ``function`` on the grader's cases for ``qid`` and dump the observations.
+def harvest(io_dir: str, qid: str, name: str, namespace: dict, observer: str) -> None:
+    """Kernel side: run ``namespace[name]`` on the grader's cases for ``qid``; dump what it gave.
 
-    Writes ``io_dir/result_<qid>`` with ``{"outcomes": [{"ok": bool, "value" | "error"}...]}``.
+    ``observer`` is ``"module:qualname"`` (the question sets themselves are hidden in the
+    kernel). Writes ``io_dir/result_<qid>`` = ``{"outcomes": [{"ok", "value" | "error"}...],
+    "origin": file of the function's code}``.
     """
-    from tlcourse.grading.questions import get_question
+    import importlib
 
-    question = get_question(qid)
+    module, _, qualname = observer.partition(":")
+    observe = importlib.import_module(module)
+    for part in qualname.split("."):
+        observe = getattr(observe, part)
+    function = namespace.get(name)
     cases = torch.load(Path(io_dir) / f"cases_{qid}.pt", weights_only=False)
-    outcomes = []
-    for args in cases:
-        try:
-            result = function(*args)
-            outcomes.append({"ok": True, "value": question.observe(result, args)})
-        except BaseException as err:  # noqa: BLE001 - the learner's code may raise anything
-            if isinstance(err, KeyboardInterrupt):
-                raise
-            line = traceback.format_exception_only(type(err), err)[-1].strip()
-            outcomes.append({"ok": False, "error": line[:300]})
-    code = getattr(function, "__code__", None)
-    origin = str(getattr(code, "co_filename", ""))
+    outcomes = [_call(observe, function, name, args) for args in cases]
+    origin = str(getattr(getattr(function, "__code__", None), "co_filename", ""))
     dump({"outcomes": outcomes, "origin": origin}, Path(io_dir) / f"result_{qid}")
+
+
+def _call(observe: Any, function: Any, name: str, args: tuple) -> dict[str, Any]:
+    if not callable(function):
+        return {"ok": False, "error": f"NameError: {name} is not defined as a function"}
+    try:
+        result = function(*args)
+        return {"ok": True, "value": observe(result, args)}
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: BLE001 - the learner's code may raise anything
+        line = traceback.format_exception_only(type(err), err)[-1].strip()
+        return {"ok": False, "error": line[:300]}

@@ -8,12 +8,11 @@ Introduced in exercises/00_warmup.ipynb.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
 
-from tlcourse.grading.questions import OpenQuestion, Question, trainable_flags
+from tlcourse.grading.observers import image_classifier_report, trainable_flags
+from tlcourse.grading.questions import OpenQuestion, Question
 from tlcourse.nets import Classifier, tiny_cnn
 
 
@@ -37,7 +36,12 @@ def ref_count_trainable(model: nn.Module) -> int:
 
 
 def cases_model(gen: torch.Generator) -> list[tuple]:
-    return [(_model(gen),) for _ in range(3)]
+    """Three tiny models: random flags, head frozen + backbone trainable, all trainable."""
+    head_frozen, all_trainable = _model(gen), _model(gen)
+    head_frozen.requires_grad_(True)
+    head_frozen.head.requires_grad_(False)
+    all_trainable.requires_grad_(True)
+    return [(_model(gen),), (head_frozen,), (all_trainable,)]
 
 
 # ------------------------------------------------------------------------ 00.2 freeze backbone
@@ -60,23 +64,6 @@ def ref_swap_head(model: Classifier, num_classes: int) -> Classifier:
 
 def cases_swap(gen: torch.Generator) -> list[tuple]:
     return [(_model(gen), int(torch.randint(2, 40, (1,), generator=gen))) for _ in range(3)]
-
-
-def head_report(result: Any, args: tuple) -> dict[str, Any]:
-    """What matters after a head swap: the new head, the logits shape, the untouched backbone."""
-    if not isinstance(result, nn.Module) or not isinstance(getattr(result, "head", None), nn.Module):
-        return {"error": f"expected the model back, got {type(result).__name__}"}
-    head = result.head
-    with torch.no_grad():
-        logits = result.eval()(torch.zeros(2, 3, 16, 16))
-    return {
-        "head_type": type(head).__name__,
-        "in_features": getattr(head, "in_features", None),
-        "out_features": getattr(head, "out_features", None),
-        "head_trainable": all(p.requires_grad for p in head.parameters()),
-        "logits_shape": list(logits.shape),
-        "backbone": dict(result.backbone.state_dict()),
-    }
 
 
 # ------------------------------------------------------------------------- 00.4 normalise
@@ -128,7 +115,7 @@ QUESTIONS = [
     ),
     Question(
         id="00.3", function="swap_head", points=2, title="a new head for a new class count",
-        cases=cases_swap, reference=ref_swap_head, observe=head_report,
+        cases=cases_swap, reference=ref_swap_head, observe=image_classifier_report,
         hint="a new nn.Linear whose in_features match the backbone's feature size; "
         "leave the backbone as it is and return the model.",
     ),

@@ -1,0 +1,58 @@
+"""Unit tests for tlcourse.selection on tiny models (the full-profile code path on fakes)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tests.helpers import blobs, model
+from tlcourse import selection
+
+
+def _loaders(transform):
+    train, test = blobs(96, 3, seed=0), blobs(48, 3, seed=1)
+    wrap = lambda ds: TensorDataset(torch.stack([transform(x) for x in ds.tensors[0]]), ds.tensors[1])  # noqa: E731
+    return DataLoader(wrap(train), batch_size=32), DataLoader(wrap(test), batch_size=32)
+
+
+def test_latency_is_positive_and_restores_mode():
+    m = model().backbone.train()
+    ms = selection.latency_ms(m, (3, 8, 8), warmup=1, repeats=3)
+    assert ms > 0 and m.training
+    with pytest.raises(ValueError):
+        selection.latency_ms(m, (3, 8, 8), repeats=0)
+
+
+def test_latency_grows_with_model_size():
+    small = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 8))
+    big = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 4096), nn.ReLU(), nn.Linear(4096, 4096))
+    assert selection.latency_ms(big, (3, 32, 32), batch_size=8, repeats=5) > selection.latency_ms(
+        small, (3, 32, 32), batch_size=8, repeats=5)
+
+
+def test_compare_backbones_table_on_fakes():
+    identity = lambda x: x  # noqa: E731
+    good = selection.Candidate("mean colour", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), identity, (3, 8, 8), "MIT")
+    cnn = selection.Candidate("tiny cnn", model().backbone, identity, (3, 8, 8))
+    table, feats = selection.compare_backbones([good, cnn], _loaders, latency_repeats=2, device="cpu", progress=False)
+    assert list(table.index) == ["mean colour", "tiny cnn"]
+    assert {"probe accuracy", "parameters (M)", "CPU ms / image", "feature dim", "licence"} <= set(table.columns)
+    assert table.loc["mean colour", "probe accuracy"] > 0.9
+    assert table.loc["mean colour", "parameters (M)"] == 0
+    assert feats["tiny cnn"]["train"].shape == (96, 16)
+
+
+def test_embed_2d_and_separation():
+    x, y = blobs(90, 3).tensors
+    feats = x.mean(dim=(2, 3))
+    for method in ("pca", "tsne"):
+        points = selection.embed_2d(feats, method)
+        assert points.shape == (90, 2) and np.isfinite(points).all()
+    with pytest.raises(ValueError, match="pca"):
+        selection.embed_2d(feats, "umap")
+    assert selection.separation(feats, y) > selection.separation(torch.randn(90, 3), y)
+    fig = selection.embedding_grid({"a": selection.embed_2d(feats), "b": selection.embed_2d(feats)}, y, ["x", "y", "z"])
+    assert len(fig.axes) == 2

@@ -1,0 +1,130 @@
+"""Input pipelines with ``torchvision.transforms.v2``: preprocessing that matches a backbone,
+deliberately wrong variants (to measure what they cost), and augmentation presets.
+
+A pretrained backbone saw its inputs scaled to ``[0, 1]`` and normalised with its own per-channel
+``mean`` and ``std`` (recorded in its zoo entry). :func:`eval_transform` rebuilds exactly that;
+:func:`train_transform` adds label-preserving augmentation in front of it. Every transform takes
+a uint8 image tensor ``(3, H, W)`` (what :class:`~tlcourse.datasets.images.TensorImageDataset`
+yields) or a PIL image, and returns a float tensor ``(3, size, size)``.
+
+Introduced in notebooks/02_preparing_data.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torchvision.transforms import v2
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+STRENGTHS = ("none", "light", "strong")
+
+
+def _check_stats(mean: Sequence[float], std: Sequence[float]) -> None:
+    if len(mean) != len(std) or not mean:
+        raise ValueError(f"mean and std need one value per channel; got {len(mean)} and {len(std)}.")
+    if min(std) <= 0:
+        raise ValueError(f"std must be positive per channel, got {tuple(std)}; use the backbone's own "
+                         "statistics, e.g. zoo.entry(name).std.")
+
+
+def _resize(size: int | None) -> list:
+    return [v2.Resize(size, antialias=True), v2.CenterCrop(size)] if size else []
+
+
+def eval_transform(mean: Sequence[float], std: Sequence[float], size: int | None = None) -> v2.Compose:
+    """The preprocessing a backbone expects: (resize,) scale to ``[0, 1]``, normalise per channel.
+
+    ``uint8 (3, H, W)`` or PIL -> ``float32 (3, size, size)``; ``size=None`` keeps the input size.
+
+    Introduced in notebooks/02_preparing_data.ipynb.
+    """
+    _check_stats(mean, std)
+    return v2.Compose([v2.ToImage(), *_resize(size), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(list(mean), list(std))])  # fmt: skip
+
+
+def for_backbone(entry, *, train: bool = False, strength: str = "light") -> v2.Compose:
+    """The eval (or, with ``train=True``, augmenting) transform for a zoo entry's backbone.
+
+    ``entry`` is a :class:`~tlcourse.zoo.ZooEntry` (or anything with ``mean``, ``std`` and
+    ``input_size = (C, H, W)``): the statistics come from the backbone, never from guesses.
+
+    Introduced in notebooks/02_preparing_data.ipynb.
+    """
+    size = int(entry.input_size[-1])
+    if train:
+        return train_transform(entry.mean, entry.std, size, strength=strength)
+    return eval_transform(entry.mean, entry.std, size)
+
+
+def normalization_variants(mean: Sequence[float], std: Sequence[float],
+                           size: int | None = None) -> dict[str, v2.Compose]:  # fmt: skip
+    """The right preprocessing and three common mistakes, by name, to measure what each costs.
+
+    * ``"matched"``: the backbone's own statistics (:func:`eval_transform`);
+    * ``"no normalisation"``: scaled to ``[0, 1]`` only;
+    * ``"ImageNet statistics"``: someone else's statistics (the usual copy-paste);
+    * ``"0-255, no scaling"``: raw pixel values as floats.
+
+    Introduced in notebooks/02_preparing_data.ipynb.
+    """
+    to_float = [v2.ToImage(), *_resize(size)]
+    return {
+        "matched": eval_transform(mean, std, size),
+        "no normalisation": v2.Compose([*to_float, v2.ToDtype(torch.float32, scale=True)]),
+        "ImageNet statistics": eval_transform(IMAGENET_MEAN, IMAGENET_STD, size),
+        "0-255, no scaling": v2.Compose([*to_float, v2.ToDtype(torch.float32, scale=False)]),
+    }
+
+
+def augmentation(strength: str = "light", size: int = 32) -> v2.Compose:
+    """Label-preserving augmentation on uint8 images (no flips: a mirrored 'b' is a 'd').
+
+    ``"light"``: small shifts, rotations and zooms plus colour jitter; ``"strong"`` adds
+    perspective, blur and random erasing; ``"none"`` is the identity.
+
+    Introduced in notebooks/02_preparing_data.ipynb.
+    """
+    if strength not in STRENGTHS:
+        raise ValueError(f"strength must be one of {STRENGTHS}, got {strength!r}.")
+    if strength == "none":
+        return v2.Compose([v2.ToImage()])
+    light = [
+        v2.ToImage(),
+        v2.RandomResizedCrop(size, scale=(0.75, 1.0), ratio=(0.85, 1.15), antialias=True),
+        v2.RandomAffine(degrees=12, translate=(0.08, 0.08)),
+        v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
+    ]
+    strong = [v2.RandomPerspective(0.25, p=0.5), v2.RandomGrayscale(p=0.2),
+              v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.3)]  # fmt: skip
+    return v2.Compose(light + (strong if strength == "strong" else []))
+
+
+def train_transform(mean: Sequence[float], std: Sequence[float], size: int = 32,
+                    strength: str = "light") -> v2.Compose:  # fmt: skip
+    """Augmentation followed by the backbone's preprocessing: uint8 ``(3, H, W)`` -> float
+    ``(3, size, size)``. With ``strength="strong"`` a random patch is also erased (after
+    normalisation, so the patch is filled with the mean colour).
+
+    Introduced in notebooks/02_preparing_data.ipynb.
+    """
+    steps = [augmentation(strength, size), eval_transform(mean, std, size)]
+    if strength == "strong":
+        steps.append(v2.RandomErasing(p=0.25, scale=(0.02, 0.12)))
+    return v2.Compose(steps)
+
+
+def augmented_views(image: torch.Tensor, transform: Callable, n: int = 8, seed: int = 0) -> torch.Tensor:
+    """``n`` random views of one image ``(3, H, W)`` through ``transform``: ``(n, 3, h, w)``.
+
+    Seeded locally (the global random state is left as it was), so grids are repeatable.
+
+    Introduced in notebooks/02_preparing_data.ipynb.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        views = [torch.as_tensor(transform(image)) for _ in range(n)]
+    return torch.stack([v.as_subclass(torch.Tensor) for v in views])

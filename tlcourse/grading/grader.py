@@ -1,0 +1,410 @@
+"""``python -m tlcourse grade exercises/NN_topic.ipynb SUBMISSIONS_DIR --out grades.csv``.
+
+Trust model: nothing a submission prints, writes or computes is believed except the raw values
+its functions return. For each submission the grader
+
+1. reads the notebook (never executing it in the grader's process) and keeps its code cells,
+   minus the ``check(...)`` cells;
+2. draws fresh cases from a secret seed, computes the expected observations with the package's
+   reference implementations **in the grader's process**, and writes the cases for the kernel;
+3. runs the cells, then the learner's functions on those cases, in a sandbox
+   (:mod:`tlcourse.grading.sandbox`: own process tree, time / memory / file limits, and where
+   Linux allows it no network and a read-only view of everything but its scratch folder);
+4. reads back plain data only (JSON + safetensors, :mod:`tlcourse.grading.wire`) and compares in
+   its own process with strict types; a question scores all its points or none;
+5. without namespaces (where the package is writable), checks that the ``tlcourse`` package
+   files are unchanged after each run: if not, that submission gets zero and a warning is printed.
+
+Submissions: ``SUBMISSIONS_DIR/<student>.ipynb`` or ``SUBMISSIONS_DIR/<student>/.../NN_topic.ipynb``
+(nbgrader's ``submitted/<student>/<assignment>/`` layout works). Output: the gradebook CSV
+(``student, question, points, max, message``; a ``run`` row per student says what happened; open
+questions have empty points, to fill by hand) and ``<student>.md`` feedback files.
+
+Introduced in exercises/00_warmup.ipynb.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import torch
+
+from tlcourse.grading import wire
+from tlcourse.grading.cells import BEGIN, chapter_of, check_call
+from tlcourse.grading.questions import OpenQuestion, Question, question_set
+from tlcourse.grading.sandbox import Limits, RunOutcome, namespaces_available, run_job
+
+MAX_NOTEBOOK_BYTES = 20_000_000
+COLUMNS = ("student", "question", "points", "max", "message")
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Row:
+    """One gradebook line."""
+
+    student: str
+    question: str
+    points: int | str
+    max: int | str
+    message: str
+
+
+@dataclass
+class Report:
+    """Everything the grader learned about one submission."""
+
+    student: str
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    answers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total(self) -> int:
+        return sum(r.points for r in self.rows if isinstance(r.points, int) and r.question != "run")
+
+
+# ------------------------------------------------------------------------------ submissions
+
+
+def find_submissions(folder: Path, notebook_name: str) -> dict[str, Path | None]:
+    """``{student: notebook path or None}`` from ``<student>.ipynb`` files and sub-folders."""
+    found: dict[str, Path | None] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.is_file() and entry.suffix == ".ipynb":
+            found[entry.stem] = entry
+        elif entry.is_dir() and not entry.name.startswith("."):
+            found[entry.name] = _notebook_in(entry, notebook_name)
+    return found
+
+
+def _notebook_in(folder: Path, notebook_name: str) -> Path | None:
+    exact = sorted(folder.rglob(notebook_name))
+    any_nb = [p for p in sorted(folder.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
+    return (exact or any_nb or [None])[0]
+
+
+def code_cells(nb: nbformat.NotebookNode) -> list[str]:
+    """The submission's code cells to run: all of them except the pure ``check(...)`` cells."""
+    return [c.source for c in nb.cells if c.cell_type == "code" and c.source.strip()
+            and not check_call(c.source)]
+
+
+def open_answers(nb: nbformat.NotebookNode, questions: list) -> dict[str, str]:
+    """The learner's text for each open question (the markdown cell after its header)."""
+    answers = {}
+    for question in (q for q in questions if isinstance(q, OpenQuestion)):
+        texts = [c.source for c in nb.cells if c.cell_type == "markdown"
+                 and c.metadata.get("tlcourse", {}).get("question") == question.id]
+        answers[question.id] = (texts or ["(no answer cell found)"])[0][:5000]
+    return answers
+
+
+# -------------------------------------------------------------------------------- one student
+
+
+class Grader:
+    """Grades submissions of one exercise notebook; see the module docstring."""
+
+    def __init__(self, exercise: Path, limits: Limits | None = None, isolate: bool | None = None,
+                 seed: int | None = None) -> None:
+        self.chapter = chapter_of(exercise.name)
+        self.notebook_name = exercise.name
+        self.questions = question_set(self.chapter)
+        self.limits = limits or Limits()
+        self.isolate = namespaces_available() if isolate is None else isolate
+        self.seed = seed
+        repo = exercise.resolve().parent.parent
+        self.hidden = [PACKAGE_DIR / "grading" / "sets", repo / "solutions", repo / ".git"]
+
+    def grade(self, student: str, path: Path | None) -> Report:
+        """Grade one submission; never raises for anything the submission does."""
+        start = time.monotonic()
+        report = Report(student)
+        try:
+            nb = _read_notebook(path)
+        except (OSError, ValueError) as err:
+            self._all_zero(report, f"notebook not graded: {err}")
+        else:
+            report.answers = open_answers(nb, self.questions)
+            self._grade_notebook(report, nb, path.parent)
+        report.seconds = time.monotonic() - start
+        return report
+
+    def _grade_notebook(self, report: Report, nb: nbformat.NotebookNode, folder: Path) -> None:
+        root = Path(tempfile.mkdtemp(prefix="tlcgrade-"))
+        nonce = secrets.token_hex(8)
+        try:
+            io_dir, expected = self._prepare(root, nonce, nb, folder)
+            before = {} if self.isolate else snapshot(PACKAGE_DIR)
+            outcome = run_job(io_dir / "job.json", root, nonce, self.limits, self.isolate)
+            status = _read_status(io_dir)
+            self._score(report, io_dir, expected, status, outcome)
+            if not self.isolate:
+                self._check_integrity(report, before)
+        finally:
+            if not os.environ.get("TLCOURSE_GRADE_KEEP"):
+                shutil.rmtree(root, ignore_errors=True)
+
+    def _prepare(self, root: Path, nonce: str, nb, folder: Path) -> tuple[Path, dict]:
+        work, io_dir = root / "work", root / f"io-{nonce}"
+        if folder.resolve() != Path.cwd().resolve() and _small_folder(folder):
+            shutil.copytree(folder, work, symlinks=True, ignore=shutil.ignore_patterns(".*"))
+        work.mkdir(exist_ok=True)
+        io_dir.mkdir()
+        seed = self.seed if self.seed is not None else secrets.randbits(62)
+        expected, graded = {}, [q for q in self.questions if isinstance(q, Question)]
+        for q in graded:
+            cases = q.cases(torch.Generator().manual_seed(seed))
+            torch.save(cases, io_dir / f"cases_{q.id}.pt")
+            expected[q.id] = [_expected(q, args) for args in cases]
+        job = {"root": str(root), "work": str(work), "io": str(io_dir), "cells": code_cells(nb),
+               "questions": [[q.id, q.function, q.observer_path] for q in graded],
+               "hide": [str(p) for p in self.hidden if p.is_dir()],
+               "cell_timeout": self.limits.cell_timeout_s}
+        (io_dir / "job.json").write_text(json.dumps(job))
+        return io_dir, expected
+
+    def _score(self, report: Report, io_dir: Path, expected: dict, status: dict,
+               outcome: RunOutcome) -> None:
+        report.notes += _run_notes(status, outcome)
+        run_message = "; ".join(report.notes) or "ran"
+        report.rows.append(Row(report.student, "run", "", "", run_message))
+        for q in self.questions:
+            if isinstance(q, OpenQuestion):
+                report.rows.append(Row(report.student, q.id, "", q.points,
+                                       "open question: grade by hand (answer in the feedback file)"))
+                continue
+            message = _question_verdict(q, io_dir, expected[q.id], status, outcome)
+            report.rows.append(Row(report.student, q.id, q.points if message is None else 0,
+                                   q.points, message or f"passed all {len(expected[q.id])} cases"))
+
+    def _check_integrity(self, report: Report, before: dict[str, str]) -> None:
+        """Without namespaces the package is writable: a change during the run costs all points
+        (and the grader warns: re-install the package before grading on)."""
+        changed = changed_files(PACKAGE_DIR, before)
+        if changed:
+            print(f"WARNING: tlcourse files changed while grading {report.student}: {changed[:5]}; "
+                  "check `git status` / re-install the package", file=sys.stderr)
+            note = f"the tlcourse package changed during the run ({', '.join(changed[:3])}); all points withdrawn"
+            report.notes.append(note)
+            for row in report.rows:
+                if isinstance(row.points, int):
+                    row.points, row.message = 0, note
+
+    def _all_zero(self, report: Report, message: str) -> None:
+        report.notes.append(message)
+        report.rows.append(Row(report.student, "run", "", "", message))
+        for q in self.questions:
+            points = "" if isinstance(q, OpenQuestion) else 0
+            report.rows.append(Row(report.student, q.id, points, q.points, message))
+
+
+def _expected(question: Question, args: tuple) -> Any:
+    mine = copy.deepcopy(args)
+    return question.observe(question.reference(*mine), mine)
+
+
+def _read_notebook(path: Path | None) -> nbformat.NotebookNode:
+    if path is None:
+        raise ValueError("no .ipynb file found in the submission")
+    data = path.read_bytes()
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"notebook larger than {MAX_NOTEBOOK_BYTES // 1_000_000} MB")
+    try:
+        return nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception as err:  # noqa: BLE001 - nbformat raises many kinds
+        raise ValueError(f"not a readable notebook ({type(err).__name__})") from err
+
+
+def _small_folder(folder: Path, limit: int = 200_000_000) -> bool:
+    total = 0
+    for p in folder.rglob("*"):
+        total += p.lstat().st_size if p.is_file() else 0
+        if total > limit:
+            return False
+    return True
+
+
+def _read_status(io_dir: Path) -> dict:
+    try:
+        status = json.loads((io_dir / "status.json").read_text()[:1_000_000])
+        return status if isinstance(status, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _run_notes(status: dict, outcome: RunOutcome) -> list[str]:
+    """What happened to the run, from the grader's own view plus the sandbox's status file."""
+    notes = []
+    if outcome.timed_out:
+        notes.append(f"stopped at the time limit ({outcome.wall_s:.0f} s)")
+    cells = status.get("cells") if isinstance(status.get("cells"), list) else []
+    for cell in cells[:50]:
+        if isinstance(cell, dict) and cell.get("status") != "ok":
+            notes.append(f"code cell {cell.get('index')}: {_clip(cell.get('ename'))} "
+                         f"{_clip(cell.get('evalue'), 80)}".strip())
+    if status.get("restarts"):
+        notes.append(f"kernel restarted {_clip(status.get('restarts'))} time(s)")
+    notes.append(f"{outcome.wall_s:.1f} s")
+    return notes
+
+
+def _clip(value: Any, n: int = 40) -> str:
+    text = re.sub(r"\s+", " ", str(value or ""))
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _question_verdict(q: Question, io_dir: Path, expected: list, status: dict,
+                      outcome: RunOutcome) -> str | None:
+    """``None`` if every case matches, else the reason for zero points."""
+    try:
+        result = wire.load(io_dir / f"result_{q.id}")
+    except (OSError, ValueError, RuntimeError) as err:
+        return _missing_reason(q, status, outcome, err)
+    outcomes = result.get("outcomes") if isinstance(result, dict) else None
+    if not isinstance(outcomes, list) or len(outcomes) != len(expected):
+        return "malformed result"
+    if "tlcourse/grading" in str(result.get("origin", "")).replace(os.sep, "/"):
+        return "calls the package's reference implementation instead of your own code"
+    for number, (got, exp) in enumerate(zip(outcomes, expected, strict=True), start=1):
+        message = _case_verdict(q, got, exp)
+        if message:
+            return f"case {number} of {len(expected)}: {message}"
+    return None
+
+
+def _case_verdict(q: Question, got: Any, expected: Any) -> str | None:
+    if not isinstance(got, dict) or got.get("ok") is not True or "value" not in got:
+        error = _clip(got.get("error") if isinstance(got, dict) else "no result", 120)
+        if error.startswith("NotImplementedError"):
+            return "not attempted (raise NotImplementedError() is still there)"
+        return f"your function raised {error}"
+    return _clip(q.compare(got["value"], expected), 200) or None
+
+
+def _missing_reason(q: Question, status: dict, outcome: RunOutcome, err: Exception) -> str:
+    entry = status.get("questions", {}).get(q.id) if isinstance(status.get("questions"), dict) else None
+    if outcome.timed_out:
+        return "no result: the notebook hit the time limit"
+    if isinstance(entry, dict) and entry.get("ename"):
+        return f"no result: {_clip(entry.get('ename'))} while running {q.function}"
+    return f"no result ({type(err).__name__}); the kernel did not finish"
+
+
+# ------------------------------------------------------------------------------- integrity
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """``{path: sha256}`` of the package's source files, to detect tampering."""
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.py"))}
+
+
+def changed_files(folder: Path, before: dict[str, str]) -> list[str]:
+    """Names of files added, removed or modified since :func:`snapshot` (nothing is restored:
+    re-install the package if this ever reports anything)."""
+    after = snapshot(folder)
+    return sorted(Path(p).name for p in set(before) | set(after) if before.get(p) != after.get(p))
+
+
+# ------------------------------------------------------------------------------- gradebook
+
+
+def feedback_text(report: Report, questions: list) -> str:
+    """The per-student feedback file (markdown)."""
+    hints = {q.id: q.hint for q in questions if isinstance(q, Question)}
+    auto_max = sum(q.points for q in questions if isinstance(q, Question))
+    lines = [f"# Feedback for {report.student}", "",
+             f"Auto-graded: **{report.total} / {auto_max}** points. Run: {'; '.join(report.notes)}.", ""]
+    for row in (r for r in report.rows if r.question != "run"):
+        lines.append(f"- **{row.question}** {row.points if row.points != '' else '?'}/{row.max}: {row.message}")
+        if row.points == 0 and hints.get(row.question):
+            lines.append(f"  - hint: {hints[row.question]}")
+    for qid, text in report.answers.items():
+        lines += ["", f"## Your answer to {qid} (graded by hand)", "", text]
+    return "\n".join(lines) + "\n"
+
+
+def write_gradebook(reports: list[Report], out: Path) -> None:
+    """Write the CSV atomically (the folder is re-created if it vanished)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    for report in reports:
+        writer.writerows([(r.student, r.question, r.points, r.max, r.message) for r in report.rows])
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(buffer.getvalue())
+    os.replace(tmp, out)
+
+
+def grade_folder(exercise: Path, submissions: Path, out: Path, feedback: Path | None = None,
+                 limits: Limits | None = None, jobs: int = 1, isolate: bool | None = None,
+                 seed: int | None = None, log=print) -> list[Report]:
+    """Grade every submission in ``submissions``; write the CSV and feedback files."""
+    grader = Grader(exercise, limits, isolate, seed)
+    found = find_submissions(submissions, exercise.name)
+    log(f"grading {len(found)} submission(s) of {exercise.name}; sandbox: "
+        f"{'namespaces + limits' if grader.isolate else 'limits only (no namespaces here)'}")
+
+    def one(item: tuple[str, Path | None]) -> Report:
+        report = grader.grade(*item)
+        log(f"  {report.student}: {report.total} points in {report.seconds:.1f} s")
+        return report
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        reports = list(pool.map(one, found.items()))
+    write_gradebook(reports, out)
+    feedback = feedback or out.with_name(out.stem + "_feedback")
+    feedback.mkdir(parents=True, exist_ok=True)
+    for report in reports:
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", report.student) or "student"
+        (feedback / f"{safe}.md").write_text(feedback_text(report, grader.questions))
+    log(f"gradebook: {out}; feedback files: {feedback}/")
+    return reports
+
+
+def cli_main(argv: list[str]) -> int:
+    """Entry point of ``python -m tlcourse grade EXERCISE SUBMISSIONS --out grades.csv``."""
+    parser = argparse.ArgumentParser(prog="python -m tlcourse grade",
+                                     description="Grade a folder of submitted notebooks.")
+    parser.add_argument("exercise", type=Path, help="exercises/NN_topic.ipynb")
+    parser.add_argument("submissions", type=Path, help="folder of <student>.ipynb or <student>/ folders")
+    parser.add_argument("--out", type=Path, default=Path("grades.csv"))
+    parser.add_argument("--feedback", type=Path, default=None, help="default: <out>_feedback/")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds per submission")
+    parser.add_argument("--cell-timeout", type=float, default=60, help="seconds per cell")
+    parser.add_argument("--memory-mb", type=int, default=4096)
+    parser.add_argument("--jobs", type=int, default=1, help="submissions graded in parallel")
+    parser.add_argument("--seed", type=int, default=None, help="fix the secret seed (re-grading)")
+    parser.add_argument("--no-namespaces", action="store_true", help="only rlimits, no unshare")
+    args = parser.parse_args(argv)
+    if not args.submissions.is_dir():
+        print(f"error: {args.submissions} is not a folder of submissions", file=sys.stderr)
+        return 1
+    limits = Limits(args.timeout, args.cell_timeout, args.memory_mb)
+    grade_folder(args.exercise, args.submissions, args.out, args.feedback, limits, args.jobs,
+                 False if args.no_namespaces else None, args.seed)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(sys.argv[1:]))

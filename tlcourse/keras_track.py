@@ -1,0 +1,185 @@
+"""Keras 3 glue on the torch backend: the course's torch backbone as a Keras layer.
+
+Chapter 05 runs the chapter-04 task in Keras 3. The pretrained base is the course's own torch
+backbone wrapped as a Keras layer (:class:`TorchBackbone`, a ``keras.layers.TorchModuleWrapper``),
+so all three frameworks start from the very same weights. Keras then owns the rest: the head,
+``trainable``, ``compile``/``fit``, the ``training=False`` call that keeps BatchNorm in inference
+mode, ``.keras`` files and export.
+
+Why a subclass rather than the plain ``TorchModuleWrapper``: the plain wrapper stores the whole
+``nn.Module`` *pickled* in the ``.keras`` file, which Keras refuses to load unless you turn safe
+mode off. :class:`TorchBackbone` stores only the architecture's name in the config (rebuilt from
+an allow-list) and the weights as arrays, so ``load_model`` works in safe mode.
+
+Importing this module sets ``KERAS_BACKEND=torch`` before importing keras and raises a clear
+error if keras was already imported with another backend.
+
+Introduced in notebooks/05_keras_and_fastai.ipynb.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class KerasBackendError(RuntimeError):
+    """Keras is loaded with a backend other than torch; the message says how to fix it."""
+
+
+def _require_torch_backend() -> None:
+    """Select the torch backend, or fail if keras is already running on another one."""
+    if "keras" in sys.modules:
+        backend = sys.modules["keras"].backend.backend()
+        if backend != "torch":
+            raise KerasBackendError(
+                f"keras is already imported with the {backend!r} backend. Restart the kernel and set "
+                "os.environ['KERAS_BACKEND'] = 'torch' before the first `import keras` "
+                "(or import tlcourse.keras_track first)."
+            )
+        return
+    os.environ["KERAS_BACKEND"] = "torch"
+
+
+_require_torch_backend()
+
+import keras  # noqa: E402  (the backend must be chosen first)
+
+ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {}
+"""Extra architectures :class:`TorchBackbone` may rebuild by name (besides the zoo's image entries)."""
+
+
+def build_architecture(arch: str) -> nn.Module:
+    """A backbone ``nn.Module`` with *random* weights for ``arch``: a zoo name or ``"tiny-cnn"``.
+
+    Only names from this allow-list can be rebuilt when a ``.keras`` file is loaded.
+    """
+    if arch == "tiny-cnn":
+        from tlcourse.nets import tiny_cnn
+
+        return tiny_cnn(num_classes=1, width=8).backbone
+    if arch in ARCHITECTURES:
+        return ARCHITECTURES[arch]()
+    from tlcourse import zoo
+
+    try:
+        entry = zoo.entry(arch)
+    except KeyError as err:
+        raise KeyError(f"Unknown backbone architecture {arch!r}: use an image zoo name "
+                       "(python -m tlcourse zoo list) or 'tiny-cnn'.") from err
+    return entry.build(1).backbone
+
+
+class TorchBackbone(keras.layers.TorchModuleWrapper):
+    """A course torch backbone as a Keras layer: ``(N, 3, H, W) -> (N, feature_dim)``.
+
+    Args:
+        arch: architecture name (a zoo image entry such as ``"glyphnet-s"``, or ``"tiny-cnn"``).
+        module: the backbone ``nn.Module`` with its weights; default: ``arch`` with random
+            weights (what ``load_model`` does before restoring the saved weights).
+        feature_dim: size of the output features (inferred from ``module`` when omitted).
+
+    Call it with ``training=False`` to keep its BatchNorm layers in inference mode.
+    """
+
+    def __init__(self, arch: str, module: nn.Module | None = None, feature_dim: int | None = None,
+                 **kwargs) -> None:
+        module = module if module is not None else build_architecture(arch)
+        feature_dim = feature_dim or _feature_dim(module)
+        super().__init__(module, output_shape=(None, feature_dim), **kwargs)
+        self.arch, self.feature_dim = arch, feature_dim
+
+    def get_config(self) -> dict:
+        """Name and shape only: no pickled module (unlike ``TorchModuleWrapper``)."""
+        config = keras.layers.Layer.get_config(self)
+        return {**config, "arch": self.arch, "feature_dim": self.feature_dim}
+
+    @classmethod
+    def from_config(cls, config: dict) -> TorchBackbone:
+        return cls(**config)
+
+
+def _feature_dim(module: nn.Module) -> int:
+    """Width of the features ``module`` produces, read from its last layer with parameters."""
+    sizes = [m.num_features if hasattr(m, "num_features") else m.out_channels
+             for m in module.modules() if hasattr(m, "num_features") or hasattr(m, "out_channels")]
+    if not sizes:
+        raise ValueError("Cannot infer feature_dim from the module; pass feature_dim=.")
+    return int(sizes[-1])
+
+
+def classifier(base: keras.layers.Layer, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32),
+               dropout: float = 0.0) -> keras.Model:
+    """Functional model ``inputs -> base(training=False) -> [Dropout] -> Dense(num_classes)`` (logits).
+
+    The base is *called* with ``training=False``: its BatchNorm layers normalise with their
+    pretrained statistics even while ``fit`` trains the head, and still do after unfreezing.
+    """
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = base(inputs, training=False)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    outputs = keras.layers.Dense(num_classes, name="head")(x)
+    return keras.Model(inputs, outputs, name=f"{getattr(base, 'arch', base.name)}_classifier")
+
+
+def compile_classifier(model: keras.Model, lr: float) -> keras.Model:
+    """``compile`` with Adam(``lr``), cross-entropy on logits and accuracy; returns ``model``.
+
+    Call it again after changing any ``trainable`` flag: ``fit`` uses the set of trainable
+    weights fixed at compile time.
+    """
+    model.compile(optimizer=keras.optimizers.Adam(lr),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    return model
+
+
+def count_trainable(model: keras.Model) -> int:
+    """Number of trainable weight elements (what the optimizer updates)."""
+    return int(sum(int(torch.tensor(w.shape).prod()) for w in model.trainable_weights))
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Load a ``.keras`` file that holds a :class:`TorchBackbone`, in Keras's safe mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No Keras model at {path}; save one with model.save('{path.name}').")
+    return keras.saving.load_model(path, custom_objects={"TorchBackbone": TorchBackbone})
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """``model.save`` to ``path`` (``.keras``) atomically: a temp file in the same folder, then rename."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"Keras 3 saves whole models as .keras files; got {path.name!r}.")
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def export_for_serving(model: keras.Model, path: str | os.PathLike, batch: int = 1) -> Path:
+    """Export the inference graph with ``model.export(path, format="torch")`` (a ``.pt2`` file).
+
+    On the torch backend Keras exports ``torch.export`` programs (``"torch"``) and ONNX; the
+    TensorFlow SavedModel format needs TensorFlow. Load it with :func:`load_exported`.
+    """
+    path = Path(path)
+    if path.suffix != ".pt2":
+        raise ValueError(f"format='torch' writes a .pt2 file; got {path.name!r}.")
+    shape = (batch, *model.input_shape[1:])
+    spec = keras.InputSpec(shape=shape, dtype="float32")
+    model.export(str(path), format="torch", input_signature=[spec], verbose=False)
+    return path
+
+
+def load_exported(path: str | os.PathLike) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The exported inference function: ``f(images (N, 3, H, W)) -> logits (N, num_classes)``."""
+    program = torch.export.load(str(path))
+    return program.module()

@@ -1,0 +1,176 @@
+"""Choosing a pretrained backbone: measure each candidate on *your* target before committing.
+
+A :class:`Candidate` is a backbone with the preprocessing it expects. :func:`compare_backbones`
+measures, for each one, the linear-probe accuracy on the target (features extracted once, a
+logistic regression on top), the parameter count and the CPU latency per image (eval mode,
+``torch.inference_mode``, warm-up runs, median of repeats). :func:`embed_2d` and
+:func:`embedding_grid` show how the target's classes lie in each backbone's feature space.
+
+Introduced in notebooks/03_choosing_a_model.ipynb.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+from tlcourse.recipes import extract_features, logistic_probe
+from tlcourse.surgery import count_parameters
+
+Loaders = tuple[Iterable, Iterable]
+
+
+@dataclass
+class Candidate:
+    """A backbone to compare: ``backbone`` maps ``(N, *input_size)`` to ``(N, D)`` features,
+    ``transform`` is the preprocessing it expects, ``licence`` the licence of its weights."""
+
+    name: str
+    backbone: nn.Module
+    transform: Callable
+    input_size: tuple[int, ...]
+    licence: str = "unknown"
+
+
+def from_zoo(name: str, *, pretrained: bool = True) -> Candidate:
+    """The zoo backbone ``name`` as a :class:`Candidate` (its own normalisation from its entry).
+
+    ``pretrained=False`` gives the same architecture with random weights: the floor any
+    pretrained backbone must clear.
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    from tlcourse import zoo
+    from tlcourse.augment import for_backbone
+
+    entry = zoo.entry(name)
+    backbone = zoo.load_backbone(name) if pretrained else entry.build(2).backbone
+    label, licence = (name, entry.licence) if pretrained else (f"{name} (random init)", "n/a")
+    return Candidate(label, backbone, for_backbone(entry), tuple(entry.input_size), licence)
+
+
+@torch.inference_mode()
+def latency_ms(model: nn.Module, input_size: Sequence[int], *, batch_size: int = 1, warmup: int = 3,
+               repeats: int = 20) -> float:  # fmt: skip
+    """Median CPU milliseconds per image of ``model`` on a random batch ``(batch_size, *input_size)``.
+
+    Done right: eval mode (no BatchNorm/dropout training behaviour), no autograd bookkeeping,
+    ``warmup`` untimed calls first (lazy initialisation, caches), the median of ``repeats``
+    timed calls (robust to a busy machine). Runs on the CPU; the model is moved back after.
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    if warmup < 0 or repeats < 1:
+        raise ValueError(f"Need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}.")
+    device = next(model.parameters(), torch.empty(0)).device
+    was_training = model.training
+    model.cpu().eval()
+    x = torch.randn(batch_size, *input_size)
+    for _ in range(warmup):
+        model(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(x)
+        times.append(time.perf_counter() - start)
+    model.to(device).train(was_training)
+    return 1000 * statistics.median(times) / batch_size
+
+
+def probe_accuracy(backbone: nn.Module, loaders: Loaders, *, C: float = 1.0,
+                   device: str | torch.device | None = None) -> tuple[float, dict[str, torch.Tensor]]:  # fmt: skip
+    """Linear-probe accuracy of ``backbone`` on ``loaders = (train_loader, test_loader)``.
+
+    Returns ``(accuracy, {"train": features (N, D), "test": features (M, D), "train_y", "test_y"})``;
+    the features are kept for plots.
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    train = extract_features(backbone, loaders[0], device=device)
+    test = extract_features(backbone, loaders[1], device=device)
+    features = {"train": train[0], "train_y": train[1], "test": test[0], "test_y": test[1]}
+    return logistic_probe(train, test, C=C), features
+
+
+def compare_backbones(candidates: Sequence[Candidate], make_loaders: Callable[[Callable], Loaders], *,
+                      latency_repeats: int = 20, device: str | torch.device | None = None,
+                      progress: bool | None = None) -> tuple[pd.DataFrame, dict[str, dict]]:  # fmt: skip
+    """One row per candidate: linear-probe accuracy, parameters (millions), CPU ms per image,
+    feature size, licence. ``make_loaders(transform)`` returns ``(train_loader, test_loader)``
+    yielding inputs preprocessed with that candidate's transform.
+
+    Returns ``(table, features by candidate name)``.
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    from tlcourse.progress import progress_bar
+
+    rows, features = [], {}
+    for cand in progress_bar(candidates, enabled=progress, desc="backbones"):
+        accuracy, feats = probe_accuracy(cand.backbone, make_loaders(cand.transform), device=device)
+        features[cand.name] = feats
+        rows.append({
+            "backbone": cand.name, "probe accuracy": accuracy,
+            "parameters (M)": count_parameters(cand.backbone) / 1e6,
+            "CPU ms / image": latency_ms(cand.backbone, cand.input_size, repeats=latency_repeats),
+            "feature dim": int(feats["train"].shape[1]), "licence": cand.licence,
+        })  # fmt: skip
+    return pd.DataFrame(rows).set_index("backbone"), features
+
+
+def embed_2d(features: torch.Tensor, method: str = "pca", seed: int = 0) -> np.ndarray:
+    """Project ``features (N, D)`` to ``(N, 2)`` with scikit-learn's PCA or t-SNE (standardised first).
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from sklearn.preprocessing import StandardScaler
+
+    x = StandardScaler().fit_transform(np.asarray(features, dtype=np.float32))
+    if method == "pca":
+        return PCA(n_components=2, random_state=seed).fit_transform(x)
+    if method == "tsne":
+        perplexity = float(min(30, max(2, (len(x) - 1) // 3)))
+        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    raise ValueError(f"method must be 'pca' or 'tsne', got {method!r}.")
+
+
+def separation(features: torch.Tensor, labels: torch.Tensor) -> float:
+    """Silhouette score of the classes in feature space (cosine distance), in ``[-1, 1]``:
+    higher means same-class examples sit closer together than to other classes.
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    from sklearn.metrics import silhouette_score
+
+    return float(silhouette_score(np.asarray(features), np.asarray(labels), metric="cosine"))
+
+
+def embedding_grid(embeddings: Mapping[str, np.ndarray], labels: torch.Tensor,
+                   class_names: Sequence[str] | None = None) -> Figure:  # fmt: skip
+    """One scatter panel per backbone of 2-D embeddings ``(N, 2)``, coloured by class.
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    import matplotlib.pyplot as plt
+
+    labels = np.asarray(labels)
+    fig, axes = plt.subplots(1, len(embeddings), figsize=(4 * len(embeddings), 4), squeeze=False)
+    cmap = plt.get_cmap("tab20" if labels.max() >= 10 else "tab10")
+    for ax, (name, points) in zip(axes[0], embeddings.items(), strict=True):
+        ax.scatter(points[:, 0], points[:, 1], c=labels, cmap=cmap, s=6, vmin=0, vmax=cmap.N - 1)
+        ax.set(title=name, xticks=[], yticks=[])
+    if class_names is not None and len(class_names) <= 20:
+        handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(i), label=n) for i, n in enumerate(class_names)]
+        fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
+        fig.subplots_adjust(right=0.9)
+    return fig
