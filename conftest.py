@@ -28,7 +28,7 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if not _notebook_seconds:
         return
-    terminalreporter.section("notebook run times (budget %.0f s each)" % NOTEBOOK_BUDGET_S)
+    terminalreporter.section(f"notebook run times (budget {NOTEBOOK_BUDGET_S:.0f} s each)")
     for path, seconds in sorted(_notebook_seconds.items()):
         flag = "OVER BUDGET" if seconds > NOTEBOOK_BUDGET_S else "ok"
         terminalreporter.write_line(f"{seconds:7.1f} s  {flag:<11}  {path}")

@@ -55,7 +55,9 @@ def main(epochs: int = 2, repeats: int = 5) -> None:
         for name, run in runs.items():
             best[name] = min(best[name], timed(run))
     plain, engine = best["plain"], best["engine"]
-    print(f"plain PyTorch loop : {plain:6.2f} s (best of {repeats}, {epochs} epochs of 4096 images 32x32)")
+    print(
+        f"plain PyTorch loop : {plain:6.2f} s (best of {repeats}, {epochs} epochs of 4096 images 32x32)"
+    )
     print(f"tlcourse fit       : {engine:6.2f} s")
     print(f"overhead           : {100 * (engine / plain - 1):+.1f} %")
 

@@ -15,6 +15,7 @@ import pytest
 
 LOOPBACK = ("localhost", "::1", "0.0.0.0")
 
+
 def _is_local(address) -> bool:
     if not isinstance(address, tuple):  # AF_UNIX paths
         return True
@@ -29,7 +30,9 @@ def no_network(monkeypatch):
 
     def guarded(self, address):
         if not _is_local(address):
-            pytest.fail(f"test tried to open a network connection to {address}; tests must run offline")
+            pytest.fail(
+                f"test tried to open a network connection to {address}; tests must run offline"
+            )
         return real_connect(self, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)

@@ -39,18 +39,27 @@ def test_bad_statistics_raise_with_fix():
         augment.eval_transform((0.5,) * 3, (0.5,) * 2)
 
 
+def _entry(size=16, resize=True):
+    from torchvision.transforms import v2
+
+    steps = (lambda: [v2.Resize(size, antialias=True), v2.CenterCrop(size)]) if resize else None
+    return types.SimpleNamespace(mean=(0.1, 0.2, 0.3), std=(0.3, 0.3, 0.3), input_size=(3, size, size), resize_steps=steps)
+
+
 def test_for_backbone_uses_entry_statistics():
-    entry = types.SimpleNamespace(mean=(0.1, 0.2, 0.3), std=(0.3, 0.3, 0.3), input_size=(3, 16, 16))
+    entry = _entry()
     image = _images(1)[0]
     out = augment.for_backbone(entry)(image)
     assert out.shape == (3, 16, 16)
+    same_size = augment.for_backbone(_entry(32, resize=False))(image)
+    assert torch.allclose(same_size, augment.eval_transform(entry.mean, entry.std)(image))
     train = augment.for_backbone(entry, train=True)(image)
     assert train.shape == (3, 16, 16) and train.dtype == torch.float32
 
 
 def test_normalization_variants_differ_as_named():
     image = _images(1)[0]
-    variants = {k: t(image) for k, t in augment.normalization_variants((0.5,) * 3, (0.25,) * 3).items()}
+    variants = {k: t(image) for k, t in augment.normalization_variants(types.SimpleNamespace(mean=(0.5,) * 3, std=(0.25,) * 3, input_size=(3, 32, 32))).items()}
     assert set(variants) == {"matched", "no normalisation", "ImageNet statistics", "0-255, no scaling"}
     assert 0 <= float(variants["no normalisation"].min()) and float(variants["no normalisation"].max()) <= 1
     assert float(variants["0-255, no scaling"].max()) > 1.5

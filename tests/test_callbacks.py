@@ -2,11 +2,12 @@ import pytest
 import torch
 from torch.optim.lr_scheduler import OneCycleLR
 
-from helpers import loader, model
 from tlcourse import checkpoint as ckpt
 from tlcourse.callbacks import Checkpoint, EarlyStopping, LRScheduler
 from tlcourse.engine import fit
 from tlcourse.repro import deterministic, seed_everything
+
+from helpers import loader, model
 
 
 class Interrupt(Exception):
@@ -31,7 +32,10 @@ def _run(path, epochs=4, interrupt_at=None):
     m = model()
     m.backbone.pool.append(torch.nn.Dropout(0.3))  # randomness inside the step, too
     steps = 4 * len(loader())
-    cbs = [LRScheduler(lambda opt: OneCycleLR(opt, max_lr=0.05, total_steps=steps)), Checkpoint(path)]
+    cbs = [
+        LRScheduler(lambda opt: OneCycleLR(opt, max_lr=0.05, total_steps=steps)),
+        Checkpoint(path),
+    ]
     if interrupt_at:
         cbs.append(StopAfter(interrupt_at))
     history = fit(m, loader(), epochs=epochs, lr=0.05, callbacks=cbs)
@@ -49,7 +53,9 @@ def test_resumed_run_matches_uninterrupted(tmp_path):
         deterministic(False)
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    assert [r["train_loss"] for r in full_history.rows] == [r["train_loss"] for r in resumed_history.rows]
+    assert [r["train_loss"] for r in full_history.rows] == [
+        r["train_loss"] for r in resumed_history.rows
+    ]
 
 
 def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
@@ -72,7 +78,9 @@ def test_interrupted_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
 def test_resume_from_other_architecture_names_the_fix(tmp_path):
     path = tmp_path / "run.pt"
     fit(model(num_classes=3), loader(), epochs=1, callbacks=[Checkpoint(path)])
-    with pytest.raises(ckpt.CheckpointMismatchError, match=r"different architecture.*head.weight.*num_classes"):
+    with pytest.raises(
+        ckpt.CheckpointMismatchError, match=r"different architecture.*head.weight.*num_classes"
+    ):
         fit(model(num_classes=5), loader(num_classes=5), epochs=2, callbacks=[Checkpoint(path)])
 
 
@@ -87,7 +95,9 @@ def test_early_stopping_stops_and_restores_best():
             seen.append({k: v.clone() for k, v in state.model.state_dict().items()})
 
     val = loader(seed=1, shuffle=False)
-    stopper = EarlyStopping(monitor="val_loss", patience=1, min_delta=10.0)  # nothing counts as better
+    stopper = EarlyStopping(
+        monitor="val_loss", patience=1, min_delta=10.0
+    )  # nothing counts as better
     history = fit(m, loader(), epochs=10, lr=1e-2, val_loader=val, callbacks=[stopper, Spy()])
     assert len(history) == 2 and stopper.best_epoch == 1
     for k, v in m.state_dict().items():
@@ -97,7 +107,9 @@ def test_early_stopping_stops_and_restores_best():
 def test_scheduler_steps_per_batch():
     m = model()
     n = 3 * len(loader())
-    history = fit(m, loader(), epochs=3, callbacks=[LRScheduler(lambda o: OneCycleLR(o, 0.1, total_steps=n))])
+    history = fit(
+        m, loader(), epochs=3, callbacks=[LRScheduler(lambda o: OneCycleLR(o, 0.1, total_steps=n))]
+    )
     lrs = history.series("lr")
     assert lrs[-1] < 1e-3 < max(lrs)
 

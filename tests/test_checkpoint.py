@@ -1,8 +1,14 @@
 import pytest
 import torch
 
+from tlcourse.checkpoint import (
+    CheckpointMismatchError,
+    atomic_write,
+    load_checkpoint,
+    save_checkpoint,
+)
+
 from helpers import model
-from tlcourse.checkpoint import CheckpointMismatchError, atomic_write, load_checkpoint, save_checkpoint
 
 
 def test_roundtrip_with_extra_state(tmp_path):
@@ -10,7 +16,10 @@ def test_roundtrip_with_extra_state(tmp_path):
     save_checkpoint(tmp_path / "c.pt", a, epoch=3, note="hello")
     extra = load_checkpoint(tmp_path / "c.pt", b)
     assert extra == {"epoch": 3, "note": "hello"}
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
 
 
 def test_missing_and_garbage_files(tmp_path):

@@ -34,5 +34,7 @@ def test_doctor_unknown_profile(capsys):
 
 @pytest.mark.slow
 def test_python_dash_m_entry_point():
-    done = subprocess.run([sys.executable, "-m", "tlcourse", "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "tlcourse", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0 and "doctor" in done.stdout

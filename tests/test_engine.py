@@ -2,9 +2,10 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import loader, model
 from tlcourse import surgery
 from tlcourse.engine import History, evaluate, fit, predict
+
+from helpers import loader, model
 
 
 def test_fit_learns_and_records_history():

@@ -17,8 +17,24 @@ def test_metrics_from_logits_and_labels():
 
 
 def test_plots_return_figures():
-    h = History([{"epoch": 1, "train_loss": 1.0, "val_loss": 1.2, "train_accuracy": 0.5, "val_accuracy": 0.4},
-                 {"epoch": 2, "train_loss": 0.5, "val_loss": 0.9, "train_accuracy": 0.8, "val_accuracy": 0.6}])
+    h = History(
+        [
+            {
+                "epoch": 1,
+                "train_loss": 1.0,
+                "val_loss": 1.2,
+                "train_accuracy": 0.5,
+                "val_accuracy": 0.4,
+            },
+            {
+                "epoch": 2,
+                "train_loss": 0.5,
+                "val_loss": 0.9,
+                "train_accuracy": 0.8,
+                "val_accuracy": 0.6,
+            },
+        ]
+    )
     assert isinstance(plots.learning_curves(h), Figure)
     assert isinstance(plots.confusion_matrix(np.eye(3) * 5, ["a", "b", "c"]), Figure)
     imgs = torch.randint(0, 255, (5, 3, 8, 8), dtype=torch.uint8)

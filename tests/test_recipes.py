@@ -1,7 +1,8 @@
 import torch
 
-from helpers import loader, model
 from tlcourse import recipes, surgery
+
+from helpers import loader, model
 
 
 def test_extract_features_shapes_and_mode():
@@ -14,7 +15,9 @@ def test_extract_features_shapes_and_mode():
 def test_linear_probe_trains_only_the_head():
     m = model()
     before = {k: v.clone() for k, v in m.backbone.state_dict().items()}
-    history = recipes.linear_probe(m, loader(), epochs=20, lr=5e-2, val_loader=loader(seed=1, shuffle=False))
+    history = recipes.linear_probe(
+        m, loader(), epochs=20, lr=5e-2, val_loader=loader(seed=1, shuffle=False)
+    )
     assert all(torch.equal(before[k], v) for k, v in m.backbone.state_dict().items())
     assert history.series("stage") == ["linear probe"] * 20
     assert history.last("val_accuracy") > 0.5  # random features, 3 classes: chance is 0.33
@@ -23,7 +26,9 @@ def test_linear_probe_trains_only_the_head():
 
 def test_fine_tune_runs_both_stages_and_learns():
     m = model()
-    history = recipes.fine_tune(m, loader(n=256), epochs=4, lr=1e-1, head_epochs=1, val_loader=loader(seed=1, shuffle=False))
+    history = recipes.fine_tune(
+        m, loader(n=256), epochs=4, lr=1e-1, head_epochs=1, val_loader=loader(seed=1, shuffle=False)
+    )
     assert history.series("stage") == ["head"] + ["all layers"] * 4
     assert history.series("epoch") == [1, 2, 3, 4, 5]
     assert history.last("val_loss") < 0.6 * history.series("val_loss")[0]

@@ -56,3 +56,16 @@ def test_embed_2d_and_separation():
     assert selection.separation(feats, y) > selection.separation(torch.randn(90, 3), y)
     fig = selection.embedding_grid({"a": selection.embed_2d(feats), "b": selection.embed_2d(feats)}, y, ["x", "y", "z"])
     assert len(fig.axes) == 2
+
+
+def test_choose_backbone_prefers_cheapest_within_tolerance():
+    import pandas as pd
+
+    table = pd.DataFrame({"probe accuracy": [0.90, 0.895, 0.60], "parameters (M)": [20.0, 2.0, 0.5],
+                          "CPU ms / image": [30.0, 5.0, 1.0]}, index=["big", "small", "random"])
+    assert selection.choose_backbone(table) == "small"
+    assert selection.choose_backbone(table, tolerance=0.0) == "big"
+    assert selection.choose_backbone(table, tolerance=0.0, max_ms=10) == "small"
+    with pytest.raises(ValueError, match="max_ms"):
+        selection.choose_backbone(table, max_ms=0.1)
+

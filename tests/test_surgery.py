@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from helpers import model
 from tlcourse import surgery
+
+from helpers import model
 
 
 def test_replace_head_changes_output_size():
@@ -53,14 +54,24 @@ def test_param_groups_and_discriminative_lrs():
     with pytest.raises(ValueError, match="default_lr"):
         surgery.param_groups(m, {"head": 1e-2})
     disc = {g["name"]: g["lr"] for g in surgery.discriminative_groups(m, lr=1e-2, factor=0.5)}
-    assert disc["head"] == 1e-2 and disc["backbone.block2"] == 5e-3 and disc["backbone.stem"] == 1.25e-3
+    assert (
+        disc["head"] == 1e-2
+        and disc["backbone.block2"] == 5e-3
+        and disc["backbone.stem"] == 1.25e-3
+    )
     torch.optim.AdamW(surgery.discriminative_groups(m, 1e-2))  # a valid optimizer spec
 
 
 def test_trainable_summary_table():
     m = surgery.freeze(model(), "backbone")
     table = surgery.trainable_summary(m)
-    assert list(table.index) == ["backbone.stem", "backbone.block1", "backbone.block2", "head", "total"]
+    assert list(table.index) == [
+        "backbone.stem",
+        "backbone.block1",
+        "backbone.block2",
+        "head",
+        "total",
+    ]
     assert table.loc["total", "parameters"] == surgery.count_parameters(m)
     assert table.loc["head", "trainable"] == table.loc["total", "trainable"] > 0
     assert table.loc["backbone.stem", "trainable"] == 0

@@ -46,36 +46,45 @@ def eval_transform(mean: Sequence[float], std: Sequence[float], size: int | None
                        v2.Normalize(list(mean), list(std))])  # fmt: skip
 
 
+def _resize_steps(entry) -> list:
+    """The entry's own resize / crop steps (``entry.resize_steps()``), or none."""
+    steps = getattr(entry, "resize_steps", None)
+    return list(steps()) if steps else []
+
+
 def for_backbone(entry, *, train: bool = False, strength: str = "light") -> v2.Compose:
     """The eval (or, with ``train=True``, augmenting) transform for a zoo entry's backbone.
 
-    ``entry`` is a :class:`~tlcourse.zoo.ZooEntry` (or anything with ``mean``, ``std`` and
-    ``input_size = (C, H, W)``): the statistics come from the backbone, never from guesses.
+    ``entry`` is a :class:`~tlcourse.zoo.ZooEntry` (anything with ``mean``, ``std``,
+    ``input_size = (C, H, W)`` and optionally ``resize_steps``): the statistics and sizes come
+    from the backbone, never from guesses. The eval transform equals ``zoo.preprocessing(name)``.
 
     Introduced in notebooks/02_preparing_data.ipynb.
     """
-    size = int(entry.input_size[-1])
     if train:
-        return train_transform(entry.mean, entry.std, size, strength=strength)
-    return eval_transform(entry.mean, entry.std, size)
+        return train_transform(entry.mean, entry.std, int(entry.input_size[-1]), strength=strength)
+    _check_stats(entry.mean, entry.std)
+    return v2.Compose([v2.ToImage(), *_resize_steps(entry), v2.ToDtype(torch.float32, scale=True),
+                       v2.Normalize(list(entry.mean), list(entry.std))])  # fmt: skip
 
 
-def normalization_variants(mean: Sequence[float], std: Sequence[float],
-                           size: int | None = None) -> dict[str, v2.Compose]:  # fmt: skip
-    """The right preprocessing and three common mistakes, by name, to measure what each costs.
+def normalization_variants(entry) -> dict[str, v2.Compose]:
+    """The right preprocessing for a zoo entry and three common mistakes, by name, to measure
+    what each costs (all resize like the right one):
 
-    * ``"matched"``: the backbone's own statistics (:func:`eval_transform`);
+    * ``"matched"``: the backbone's own statistics (:func:`for_backbone`);
     * ``"no normalisation"``: scaled to ``[0, 1]`` only;
     * ``"ImageNet statistics"``: someone else's statistics (the usual copy-paste);
     * ``"0-255, no scaling"``: raw pixel values as floats.
 
     Introduced in notebooks/02_preparing_data.ipynb.
     """
-    to_float = [v2.ToImage(), *_resize(size)]
+    to_float = [v2.ToImage(), *_resize_steps(entry)]
     return {
-        "matched": eval_transform(mean, std, size),
+        "matched": for_backbone(entry),
         "no normalisation": v2.Compose([*to_float, v2.ToDtype(torch.float32, scale=True)]),
-        "ImageNet statistics": eval_transform(IMAGENET_MEAN, IMAGENET_STD, size),
+        "ImageNet statistics": v2.Compose([*to_float, v2.ToDtype(torch.float32, scale=True),
+                                           v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))]),
         "0-255, no scaling": v2.Compose([*to_float, v2.ToDtype(torch.float32, scale=False)]),
     }
 

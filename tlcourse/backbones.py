@@ -22,6 +22,7 @@ from torch import nn
 
 from tlcourse import paths
 from tlcourse.nets import Classifier, conv_block
+from tlcourse.zoo import ZooEntry
 
 # Channel statistics of the glyphs-latin training split (what the backbones were trained with).
 GLYPH_MEAN = (0.499, 0.500, 0.498)
@@ -49,17 +50,19 @@ class ResidualBlock(nn.Module):
         return self.relu(self.conv2(self.conv1(x)) + self.shortcut(x))
 
 
-# Each architecture: stem width, then (out channels, stride) of every residual block.
-ARCHITECTURES: dict[str, tuple[int, tuple[tuple[int, int], ...]]] = {
-    "glyphnet-s": (24, ((32, 2), (64, 2), (128, 2))),
-    "glyphnet-m": (32, ((64, 2), (64, 1), (128, 2), (128, 1), (256, 2))),
+# Each architecture: (stem width, stem stride), then (out channels, stride) of every residual block.
+# glyphnet-s: narrow, full resolution stem, 3 blocks (~0.3M parameters, ~12M multiply-adds).
+# glyphnet-m: 4x wider at the end, stride-2 stem, 3 blocks (~1.2M parameters, ~45M multiply-adds).
+ARCHITECTURES: dict[str, tuple[tuple[int, int], tuple[tuple[int, int], ...]]] = {
+    "glyphnet-s": ((16, 1), ((32, 2), (64, 2), (128, 2))),
+    "glyphnet-m": ((32, 2), ((64, 1), (128, 2), (256, 2))),
 }
 
 
 def glyphnet_backbone(name: str = "glyphnet-s") -> nn.Sequential:
     """The backbone of ``name``: ``(N, 3, 32, 32)`` images -> ``(N, feature_dim)`` features."""
-    stem, spec = ARCHITECTURES[name]
-    layers: OrderedDict[str, nn.Module] = OrderedDict(stem=conv_block(3, stem))
+    (stem, stem_stride), spec = ARCHITECTURES[name]
+    layers: OrderedDict[str, nn.Module] = OrderedDict(stem=conv_block(3, stem, stem_stride))
     c_in = stem
     for i, (c_out, stride) in enumerate(spec, start=1):
         layers[f"block{i}"] = ResidualBlock(c_in, c_out, stride)
@@ -91,3 +94,144 @@ def weights_path(name: str) -> Path:
 def card_path(name: str) -> Path:
     """The shipped model card (Markdown) of course backbone ``name``."""
     return paths.assets_dir() / "zoo" / f"{name}.md"
+
+
+# Training recipe of the course backbones (what `zoo build` runs).
+RECIPES = {
+    "glyphnet-s": {"epochs": 3, "lr": 3e-3, "batch_size": 128, "weight_decay": 5e-4},
+    "glyphnet-m": {"epochs": 1, "lr": 3e-3, "batch_size": 128, "weight_decay": 5e-4},
+}
+SOURCE = "glyphs-latin"
+
+
+def _source_loaders(batch_size: int, seed: int, max_train: int | None):
+    """Normalised train / test loaders of the source task ``glyphs-latin``."""
+    from tlcourse.datasets import images, splits
+
+    train = images.load_tensors(SOURCE, "train")
+    if max_train is not None and max_train < len(train):
+        per_class = max(1, max_train // len(train.classes))
+        train = train.subset(splits.labels_per_class_subset(train.targets, per_class, seed))
+    test = images.load_tensors(SOURCE, "test")
+    make = functools.partial(images.tensor_loader, mean=GLYPH_MEAN, std=GLYPH_STD, batch_size=batch_size)
+    return make(train, shuffle=True, seed=seed), make(test)
+
+
+def train(name: str, seed: int = 0, *, out_dir: str | Path | None = None, epochs: int | None = None,
+          max_train: int | None = None, progress: bool | None = None) -> dict:  # fmt: skip
+    """Pretrain course backbone ``name`` on ``glyphs-latin``; write its weights and model card.
+
+    Deterministic given ``seed`` (on the same machine and thread count). ``epochs`` and
+    ``max_train`` (training images) shrink the run for tests. Returns the card's numbers.
+    """
+    from tlcourse.engine import evaluate, fit
+    from tlcourse.repro import seed_everything
+
+    recipe = {**RECIPES[name], **({"epochs": epochs} if epochs else {})}
+    seed_everything(seed)
+    train_loader, test_loader = _source_loaders(recipe["batch_size"], seed, max_train)
+    model = glyphnet(name, num_classes=len(train_loader.dataset.classes))
+    start = time.perf_counter()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    total = recipe["epochs"] * len(train_loader)
+    schedule = _one_cycle(recipe["lr"], total)
+    history = fit(model, train_loader, epochs=recipe["epochs"], optimizer=optimizer, device="cpu",
+                  loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1), callbacks=[schedule], progress=progress)  # fmt: skip
+    result = {
+        "name": name, "seed": seed, **recipe, "train_images": len(train_loader.dataset),
+        "train_accuracy": history.last("train_accuracy"),
+        "test_accuracy": evaluate(model, test_loader, device="cpu")["accuracy"],
+        "build_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }  # fmt: skip
+    save_backbone(model.backbone, name, result, out_dir)
+    return result
+
+
+def _one_cycle(lr: float, total_steps: int):
+    from tlcourse.callbacks import LRScheduler
+
+    return LRScheduler(lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps))
+
+
+def save_backbone(backbone: nn.Module, name: str, result: dict, out_dir: str | Path | None = None) -> Path:
+    """Atomically write ``backbone``'s weights (safetensors, with ``architecture`` metadata) and card."""
+    from safetensors.torch import save_file
+
+    from tlcourse.checkpoint import atomic_write
+
+    out = Path(out_dir) if out_dir else weights_path(name).parent
+    tensors = {k: v.detach().contiguous().clone() for k, v in backbone.state_dict().items()}
+    meta = {"architecture": name, **{k: str(v) for k, v in result.items()}}
+    path = atomic_write(out / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata=meta))
+    atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(model_card(name, result)))
+    return path
+
+
+def model_card(name: str, result: dict) -> str:
+    """The Markdown model card of a course backbone from its training ``result``."""
+    params = sum(p.numel() for p in glyphnet_backbone(name).parameters())
+    return (
+        f"# {name}\n\n"
+        f"A small ResNet ({ARCHITECTURES[name]}: (stem width, stride), then (channels, stride) per "
+        f"block), {params:,} backbone parameters, {feature_dim(name)}-d features, input "
+        f"3x32x32 normalised with mean {GLYPH_MEAN} and std {GLYPH_STD}.\n\n"
+        f"- Data: `{SOURCE}` (52 Latin letter classes, {result['train_images']:,} training images, "
+        "seed 0); see `python -m tlcourse data info glyphs-latin`.\n"
+        f"- Recipe: AdamW, one-cycle lr {result['lr']}, weight decay {result['weight_decay']}, "
+        f"batch {result['batch_size']}, {result['epochs']} epochs, label smoothing 0.1, seed "
+        f"{result['seed']}; CPU, {result['threads']} threads, torch {result['torch']}.\n"
+        f"- Source accuracy: {result['test_accuracy']:.1%} on the `{SOURCE}` test split "
+        f"(train {result['train_accuracy']:.1%}).\n"
+        f"- Build time: {result['build_seconds']:.0f} s.\n"
+        f"- Rebuild: `python -m tlcourse zoo build {name} --seed {result['seed']}`.\n"
+        f"- Shipped: backbone weights only (`{name}.safetensors`); add a fresh head with "
+        f"`tlcourse.zoo.load({name!r}, num_classes)`.\n"
+        f"- Licence: {LICENCE}.\n"
+        "- Intended use: teaching transfer learning; not for real character recognition.\n"
+    )
+
+
+def load_backbone(name: str, path: str | Path | None = None) -> nn.Sequential:
+    """Backbone ``name`` with its pretrained weights (shipped file, or ``path``).
+
+    Raises ``FileNotFoundError`` naming the build command when the weights are missing, and
+    :class:`~tlcourse.checkpoint.CheckpointMismatchError` naming both architectures when the
+    file holds another one.
+    """
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from tlcourse.checkpoint import CheckpointMismatchError, check_compatible
+
+    path = Path(path) if path else weights_path(name)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"No weights for {name!r} at {path}. Build them with `python -m tlcourse zoo build {name}`."
+        )
+    with safe_open(str(path), "pt") as fh:
+        found = (fh.metadata() or {}).get("architecture", "unknown")
+    backbone = glyphnet_backbone(name)
+    state = load_file(str(path))
+    source = f"The weights file {path} (architecture {found!r}, expected {name!r})"
+    if found != name:
+        raise CheckpointMismatchError(
+            f"{source} belongs to another backbone. Load it with `zoo.load({found!r}, ...)`, or "
+            f"rebuild {name!r} with `python -m tlcourse zoo build {name}`."
+        )
+    check_compatible({k: list(v.shape) for k, v in state.items()}, backbone, source)
+    backbone.load_state_dict(state)
+    return backbone
+
+
+def _entry(name: str) -> ZooEntry:
+    return ZooEntry(
+        name=name, modality="image", profile="quick", build=functools.partial(glyphnet, name),
+        weights=str(weights_path(name)), mean=GLYPH_MEAN, std=GLYPH_STD, input_size=(3, 32, 32),
+        licence=LICENCE, card=str(card_path(name)), load_backbone=functools.partial(load_backbone, name),
+        train=functools.partial(train, name),
+    )  # fmt: skip
+
+
+# The course image backbones, gathered by :func:`tlcourse.zoo.entries`.
+ZOO: dict[str, ZooEntry] = {name: _entry(name) for name in ARCHITECTURES}

@@ -32,8 +32,14 @@ class EarlyStopping:
 
     order = 20
 
-    def __init__(self, monitor: str = "val_loss", mode: str = "min", patience: int = 3,
-                 min_delta: float = 0.0, restore_best: bool = True) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        mode: str = "min",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        restore_best: bool = True,
+    ) -> None:
         if mode not in ("min", "max"):
             raise ValueError(f"EarlyStopping mode must be 'min' or 'max', not {mode!r}.")
         self.monitor, self.mode, self.patience = monitor, mode, patience
@@ -64,7 +70,9 @@ class LRScheduler:
 
     order = 0
 
-    def __init__(self, make: Callable[[torch.optim.Optimizer], object], interval: str = "step") -> None:
+    def __init__(
+        self, make: Callable[[torch.optim.Optimizer], object], interval: str = "step"
+    ) -> None:
         if interval not in ("step", "epoch"):
             raise ValueError(f"LRScheduler interval must be 'step' or 'epoch', not {interval!r}.")
         self.make, self.interval = make, interval
@@ -118,8 +126,14 @@ class Checkpoint:
         if sampler_rng is not None:
             extra["loader_rng"] = sampler_rng.get_state()
         save_checkpoint(
-            self.path, state.model, optimizer=state.optimizer.state_dict(), epoch=state.epoch,
-            step=state.step, history=state.history.rows, rng=torch.get_rng_state(), **extra,
+            self.path,
+            state.model,
+            optimizer=state.optimizer.state_dict(),
+            epoch=state.epoch,
+            step=state.step,
+            history=state.history.rows,
+            rng=torch.get_rng_state(),
+            **extra,
         )
 
 

@@ -61,7 +61,9 @@ def check_compatible(expected: dict[str, list[int]], model: nn.Module, source: s
     parts = []
     if resized:
         k = resized[0]
-        parts.append(f"{len(resized)} tensor(s) differ in shape, e.g. {k}: {expected[k]} in the file vs {actual[k]} in the model")
+        parts.append(
+            f"{len(resized)} tensor(s) differ in shape, e.g. {k}: {expected[k]} in the file vs {actual[k]} in the model"
+        )
     if missing:
         parts.append(f"{len(missing)} tensor(s) missing from the file, e.g. {missing[0]}")
     if unexpected:
@@ -90,7 +92,9 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module) -> dict[str, Any]
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No checkpoint at {path}. Check the path, or train first to create it.")
+        raise FileNotFoundError(
+            f"No checkpoint at {path}. Check the path, or train first to create it."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:

@@ -10,11 +10,17 @@ import importlib
 import sys
 
 COMMANDS = {
-    "doctor": ("tlcourse.doctor", "check the environment: versions, device, profile, cache, offline assets"),
+    "doctor": (
+        "tlcourse.doctor",
+        "check the environment: versions, device, profile, cache, offline assets",
+    ),
     "data": ("tlcourse.datasets.catalog", "list, describe or prepare the course datasets"),
     "zoo": ("tlcourse.zoo", "list the pretrained backbones, show a card, build a course backbone"),
     "release": ("tlcourse.grading.release", "regenerate exercises/ from solutions/"),
-    "grade": ("tlcourse.grading.grader", "grade a folder of submitted notebooks into a gradebook CSV"),
+    "grade": (
+        "tlcourse.grading.grader",
+        "grade a folder of submitted notebooks into a gradebook CSV",
+    ),
 }
 
 

@@ -19,8 +19,18 @@ from tlcourse import __version__
 from tlcourse.config import ConfigError, get_profile
 from tlcourse.paths import CacheError, assets_dir, home
 
-LIBRARIES = ("torch", "torchvision", "numpy", "sklearn", "matplotlib", "safetensors",
-             "keras", "fastai", "transformers", "nbval")
+LIBRARIES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "sklearn",
+    "matplotlib",
+    "safetensors",
+    "keras",
+    "fastai",
+    "transformers",
+    "nbval",
+)
 
 
 @dataclass(frozen=True)
@@ -70,9 +80,17 @@ def run_checks(profile: str | None = None) -> list[Check]:
         checks.append(Check("cache", False, str(err), "set TLCOURSE_HOME to a writable folder"))
     for rel in required_assets():
         present = (assets_dir() / rel).is_file()
-        checks.append(Check(f"asset {rel}", present, "present" if present else "MISSING",
-                            "" if present else "reinstall the course (`make install`) or rebuild it with "
-                            "`python -m tlcourse zoo build NAME`"))
+        checks.append(
+            Check(
+                f"asset {rel}",
+                present,
+                "present" if present else "MISSING",
+                ""
+                if present
+                else "reinstall the course (`make install`) or rebuild it with "
+                "`python -m tlcourse zoo build NAME`",
+            )
+        )
     return checks
 
 
@@ -90,7 +108,9 @@ def report(checks: list[Check]) -> str:
 def cli_main(argv: list[str]) -> int:
     """Print the versions and the checks; exit status 1 if any check failed."""
     parser = argparse.ArgumentParser(prog="python -m tlcourse doctor")
-    parser.add_argument("--profile", default=None, help="quick or full (default: $TLCOURSE_PROFILE)")
+    parser.add_argument(
+        "--profile", default=None, help="quick or full (default: $TLCOURSE_PROFILE)"
+    )
     args = parser.parse_args(argv)
     versions = library_versions()
     print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))

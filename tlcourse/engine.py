@@ -89,7 +89,9 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
     return params
 
 
-def train_step(model: nn.Module, batch: Sequence, optimizer, loss_fn: LossFn, device) -> tuple[float, int, int]:
+def train_step(
+    model: nn.Module, batch: Sequence, optimizer, loss_fn: LossFn, device
+) -> tuple[float, int, int]:
     """One optimisation step on ``batch = (x, y)``; returns (summed loss, correct, count)."""
     x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
     logits = model(x)
@@ -137,7 +139,9 @@ def fit(
     state = TrainState(model, optimizer, train_loader, epochs, History())
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
     _call(callbacks, "on_fit_start", state)
-    bar = progress_bar(total=(epochs - state.epoch) * _length(train_loader), enabled=progress, desc="fit")
+    bar = progress_bar(
+        total=(epochs - state.epoch) * _length(train_loader), enabled=progress, desc="fit"
+    )
     while state.epoch < epochs and not state.stop:
         row = _train_epoch(state, loss_fn, device, frozen_bn, callbacks, bar)
         if val_loader is not None:
@@ -152,7 +156,9 @@ def fit(
     return state.history
 
 
-def _train_epoch(state: TrainState, loss_fn, device, frozen_bn: str, callbacks, bar) -> dict[str, float]:
+def _train_epoch(
+    state: TrainState, loss_fn, device, frozen_bn: str, callbacks, bar
+) -> dict[str, float]:
     model, start = state.model, time.perf_counter()
     model.train()
     if frozen_bn == "eval":
@@ -161,7 +167,12 @@ def _train_epoch(state: TrainState, loss_fn, device, frozen_bn: str, callbacks, 
     for batch in state.train_loader:
         lr = state.optimizer.param_groups[0]["lr"]  # the rate this step uses
         loss, right, n = train_step(model, batch, state.optimizer, loss_fn, device)
-        total_loss, correct, count, state.step = total_loss + loss, correct + right, count + n, state.step + 1
+        total_loss, correct, count, state.step = (
+            total_loss + loss,
+            correct + right,
+            count + n,
+            state.step + 1,
+        )
         _call(callbacks, "on_batch_end", state)
         bar.update(1)
     row = {"train_loss": total_loss / max(count, 1), "train_accuracy": correct / max(count, 1)}
@@ -169,7 +180,9 @@ def _train_epoch(state: TrainState, loss_fn, device, frozen_bn: str, callbacks, 
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: Iterable, *, device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module, loader: Iterable, *, device: str | torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``model`` in eval mode over ``loader``; return ``(logits (N, C), targets (N,))`` on the CPU."""
     device = pick_device(device) if not isinstance(device, torch.device) else device
     was_training = model.training
@@ -180,12 +193,19 @@ def predict(model: nn.Module, loader: Iterable, *, device: str | torch.device | 
         targets.append(batch[1])
     model.train(was_training)
     if not logits:
-        raise ValueError("The loader is empty: nothing to predict. Check the dataset split and batch size.")
+        raise ValueError(
+            "The loader is empty: nothing to predict. Check the dataset split and batch size."
+        )
     return torch.cat(logits), torch.cat(targets)
 
 
-def evaluate(model: nn.Module, loader: Iterable, *, loss_fn: LossFn | None = None,
-             device: str | torch.device | None = None) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    loader: Iterable,
+    *,
+    loss_fn: LossFn | None = None,
+    device: str | torch.device | None = None,
+) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``loader``: ``{"loss": ..., "accuracy": ...}``."""
     logits, targets = predict(model, loader, device=device)
     check_labels(targets, logits.shape[-1])

@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tlcourse.surgery import BN_TYPES
+
 
 class KerasBackendError(RuntimeError):
     """Keras is loaded with a backend other than torch; the message says how to fix it."""
@@ -76,41 +78,54 @@ def build_architecture(arch: str) -> nn.Module:
 
 
 class TorchBackbone(keras.layers.TorchModuleWrapper):
-    """A course torch backbone as a Keras layer: ``(N, 3, H, W) -> (N, feature_dim)``.
+    """A course torch backbone as a Keras layer: ``(N, *input_shape) -> (N, feature_dim)``.
 
     Args:
         arch: architecture name (a zoo image entry such as ``"glyphnet-s"``, or ``"tiny-cnn"``).
         module: the backbone ``nn.Module`` with its weights; default: ``arch`` with random
             weights (what ``load_model`` does before restoring the saved weights).
-        feature_dim: size of the output features (inferred from ``module`` when omitted).
-
-    Call it with ``training=False`` to keep its BatchNorm layers in inference mode.
+        input_shape: one input without the batch axis, e.g. ``(3, 32, 32)``.
+        inference_bn: keep every BatchNorm layer in inference mode (pretrained running
+            statistics, never updated), whatever ``training`` flag Keras passes in; their scale
+            and shift still train when the layer is trainable.
     """
 
-    def __init__(self, arch: str, module: nn.Module | None = None, feature_dim: int | None = None,
-                 **kwargs) -> None:
+    def __init__(self, arch: str, module: nn.Module | None = None, input_shape: tuple[int, ...] = (3, 32, 32),
+                 inference_bn: bool = True, **kwargs) -> None:
         module = module if module is not None else build_architecture(arch)
-        feature_dim = feature_dim or _feature_dim(module)
+        feature_dim = _feature_dim(module, tuple(input_shape))
         super().__init__(module, output_shape=(None, feature_dim), **kwargs)
-        self.arch, self.feature_dim = arch, feature_dim
+        self.arch, self.feature_dim, self.inference_bn = arch, feature_dim, inference_bn
+        self.image_shape = tuple(input_shape)
+
+    def call(self, inputs: torch.Tensor, training: bool | None = None) -> torch.Tensor:
+        self.module.train(bool(training))
+        if self.inference_bn:
+            for layer in self.module.modules():
+                if isinstance(layer, BN_TYPES):
+                    layer.eval()
+        return self.module(inputs)
 
     def get_config(self) -> dict:
-        """Name and shape only: no pickled module (unlike ``TorchModuleWrapper``)."""
+        """Name, input shape and BatchNorm mode: no pickled module (unlike ``TorchModuleWrapper``)."""
         config = keras.layers.Layer.get_config(self)
-        return {**config, "arch": self.arch, "feature_dim": self.feature_dim}
+        return {**config, "arch": self.arch, "input_shape": list(self.image_shape),
+                "inference_bn": self.inference_bn}
 
     @classmethod
     def from_config(cls, config: dict) -> TorchBackbone:
         return cls(**config)
 
 
-def _feature_dim(module: nn.Module) -> int:
-    """Width of the features ``module`` produces, read from its last layer with parameters."""
-    sizes = [m.num_features if hasattr(m, "num_features") else m.out_channels
-             for m in module.modules() if hasattr(m, "num_features") or hasattr(m, "out_channels")]
-    if not sizes:
-        raise ValueError("Cannot infer feature_dim from the module; pass feature_dim=.")
-    return int(sizes[-1])
+@torch.no_grad()
+def _feature_dim(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Width of the features ``module`` gives for one input of ``input_shape``."""
+    was_training = module.training
+    features = module.eval()(torch.zeros(1, *input_shape, device=next(module.parameters()).device))
+    module.train(was_training)
+    if features.dim() != 2:
+        raise ValueError(f"The backbone must return (N, feature_dim); it returned {tuple(features.shape)}.")
+    return int(features.shape[1])
 
 
 def classifier(base: keras.layers.Layer, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32),

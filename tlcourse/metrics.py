@@ -31,10 +31,14 @@ def macro_f1(pred: ArrayLike, target: ArrayLike) -> float:
     return float(skm.f1_score(to_labels(target), to_labels(pred), average="macro", zero_division=0))
 
 
-def per_class_report(pred: ArrayLike, target: ArrayLike, class_names: Sequence[str] | None = None) -> pd.DataFrame:
+def per_class_report(
+    pred: ArrayLike, target: ArrayLike, class_names: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Precision, recall, F1 and support per class (rows), as a DataFrame."""
     y_true, y_pred = to_labels(target), to_labels(pred)
-    labels = np.arange(len(class_names)) if class_names is not None else np.unique(np.r_[y_true, y_pred])
+    labels = (
+        np.arange(len(class_names)) if class_names is not None else np.unique(np.r_[y_true, y_pred])
+    )
     p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
     index = list(class_names) if class_names is not None else [str(label) for label in labels]
     return pd.DataFrame({"precision": p, "recall": r, "f1": f, "support": s}, index=index)

@@ -23,15 +23,16 @@ def learning_curves(history: History, metrics: Sequence[str] = ("loss", "accurac
         for split in ("train", "val"):
             values = history.series(f"{split}_{metric}")
             if values:
-                ax.plot(epochs[-len(values):], values, marker="o", label=split)
+                ax.plot(epochs[-len(values) :], values, marker="o", label=split)
         ax.set(xlabel="epoch", ylabel=metric, title=metric)
         ax.legend()
     fig.tight_layout()
     return fig
 
 
-def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | None = None,
-                     normalize: bool = True) -> Figure:
+def confusion_matrix(
+    matrix: np.ndarray, class_names: Sequence[str] | None = None, normalize: bool = True
+) -> Figure:
     """Heat map of a confusion matrix (rows: true class; columns: predicted), row-normalised."""
     m = np.asarray(matrix, dtype=float)
     shown = m / np.clip(m.sum(1, keepdims=True), 1, None) if normalize else m
@@ -44,15 +45,23 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str] | None = Non
     ax.set(xlabel="predicted", ylabel="true")
     if len(names) <= 12:
         for i, j in np.ndindex(*m.shape):
-            ax.text(j, i, f"{shown[i, j]:.2f}" if normalize else int(m[i, j]), ha="center",
-                    va="center", fontsize=7, color="white" if shown[i, j] > 0.5 * shown.max() else "black")
+            ax.text(
+                j,
+                i,
+                f"{shown[i, j]:.2f}" if normalize else int(m[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if shown[i, j] > 0.5 * shown.max() else "black",
+            )
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()
     return fig
 
 
-def to_displayable(images: torch.Tensor, mean: Sequence[float] | None = None,
-                   std: Sequence[float] | None = None) -> np.ndarray:
+def to_displayable(
+    images: torch.Tensor, mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+) -> np.ndarray:
     """``(N, C, H, W)`` float or uint8 tensor (optionally normalised) -> ``(N, H, W, C)`` in [0, 1]."""
     x = images.detach().cpu().float()
     if images.dtype == torch.uint8:
@@ -62,13 +71,23 @@ def to_displayable(images: torch.Tensor, mean: Sequence[float] | None = None,
     return x.clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
-def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8,
-               mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-               size: float = 1.3) -> Figure:
+def image_grid(
+    images: torch.Tensor,
+    titles: Sequence[str] | None = None,
+    ncols: int = 8,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+    size: float = 1.3,
+) -> Figure:
     """A grid of images ``(N, C, H, W)`` with optional titles; pass mean/std to undo normalisation."""
     pics = to_displayable(images, mean, std)
     nrows = int(np.ceil(len(pics) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3 * (titles is not None)), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(size * ncols, size * nrows + 0.3 * (titles is not None)),
+        squeeze=False,
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(pics):
@@ -79,8 +98,14 @@ def image_grid(images: torch.Tensor, titles: Sequence[str] | None = None, ncols:
     return fig
 
 
-def curves(xs: Sequence[float], series: dict[str, Sequence[float]], xlabel: str, ylabel: str,
-           title: str = "", logx: bool = False) -> Figure:
+def curves(
+    xs: Sequence[float],
+    series: dict[str, Sequence[float]],
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = False,
+) -> Figure:
     """Several named lines over the same x values, e.g. accuracy against labels per class."""
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for name, ys in series.items():

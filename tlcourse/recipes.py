@@ -28,8 +28,9 @@ from tlcourse.surgery import blocks, discriminative_groups, freeze, unfreeze
 
 
 @torch.no_grad()
-def extract_features(backbone: nn.Module, loader: Iterable, *,
-                     device: str | torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def extract_features(
+    backbone: nn.Module, loader: Iterable, *, device: str | torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Run ``backbone`` in eval mode over ``loader``: ``(features (N, D), targets (N,))`` on the CPU."""
     device = torch.device(device) if device is not None else pick_device()
     was_training = backbone.training
@@ -42,15 +43,29 @@ def extract_features(backbone: nn.Module, loader: Iterable, *,
     return torch.cat(feats), torch.cat(targets)
 
 
-def feature_loader(features: torch.Tensor, targets: torch.Tensor, *, batch_size: int = 256,
-                   shuffle: bool = True, seed: int = 0) -> DataLoader:
+def feature_loader(
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    batch_size: int = 256,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> DataLoader:
     """A loader over cached ``(features (N, D), targets (N,))`` (shuffled repeatably)."""
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(TensorDataset(features, targets), batch_size=batch_size, shuffle=shuffle, generator=generator)
+    return DataLoader(
+        TensorDataset(features, targets),
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+    )
 
 
-def logistic_probe(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
-                   C: float = 1.0) -> float:
+def logistic_probe(
+    train: tuple[torch.Tensor, torch.Tensor],
+    test: tuple[torch.Tensor, torch.Tensor],
+    C: float = 1.0,
+) -> float:
     """Accuracy of a standardised logistic regression fitted on cached features ``train``, scored on ``test``."""
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
     probe.fit(train[0].numpy(), train[1].numpy())
@@ -66,9 +81,17 @@ def staged(histories: Sequence[tuple[str, History]]) -> History:
     return History(rows)
 
 
-def linear_probe(model: nn.Module, train_loader: Iterable, *, epochs: int = 30, lr: float = 1e-2,
-                 val_loader: Iterable | None = None, weight_decay: float = 1e-4,
-                 device: str | torch.device | None = None, progress: bool | None = None) -> History:
+def linear_probe(
+    model: nn.Module,
+    train_loader: Iterable,
+    *,
+    epochs: int = 30,
+    lr: float = 1e-2,
+    val_loader: Iterable | None = None,
+    weight_decay: float = 1e-4,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> History:
     """Freeze the backbone, cache its features once, and train only ``model.head`` on them.
 
     Caching makes each epoch a few matrix products instead of a pass through the backbone
@@ -77,22 +100,50 @@ def linear_probe(model: nn.Module, train_loader: Iterable, *, epochs: int = 30, 
     freeze(model.backbone)
     unfreeze(model.head)
     train = feature_loader(*extract_features(model.backbone, train_loader, device=device))
-    val = feature_loader(*extract_features(model.backbone, val_loader, device=device), shuffle=False) if val_loader else None
+    val = (
+        feature_loader(*extract_features(model.backbone, val_loader, device=device), shuffle=False)
+        if val_loader
+        else None
+    )
     optimizer = torch.optim.AdamW(model.head.parameters(), lr=lr, weight_decay=weight_decay)
-    history = fit(model.head, train, epochs=epochs, optimizer=optimizer, val_loader=val, device=device, progress=progress)
+    history = fit(
+        model.head,
+        train,
+        epochs=epochs,
+        optimizer=optimizer,
+        val_loader=val,
+        device=device,
+        progress=progress,
+    )
     return staged([("linear probe", history)])
 
 
 def one_cycle(epochs: int, steps_per_epoch: int) -> LRScheduler:
     """A one-cycle schedule over ``epochs`` (peak at each group's own lr), stepped per batch."""
-    return LRScheduler(lambda opt: OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
-                                              total_steps=max(1, epochs * steps_per_epoch)))
+    return LRScheduler(
+        lambda opt: OneCycleLR(
+            opt,
+            max_lr=[g["lr"] for g in opt.param_groups],
+            total_steps=max(1, epochs * steps_per_epoch),
+        )
+    )
 
 
-def fine_tune(model: nn.Module, train_loader: Iterable, *, epochs: int, lr: float = 1e-3,
-              head_epochs: int = 1, lr_factor: float = 0.3, val_loader: Iterable | None = None,
-              callbacks: Sequence = (), frozen_bn: str = "eval", weight_decay: float = 1e-4,
-              device: str | torch.device | None = None, progress: bool | None = None) -> History:
+def fine_tune(
+    model: nn.Module,
+    train_loader: Iterable,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    head_epochs: int = 1,
+    lr_factor: float = 0.3,
+    val_loader: Iterable | None = None,
+    callbacks: Sequence = (),
+    frozen_bn: str = "eval",
+    weight_decay: float = 1e-4,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> History:
     """fastai-style fine-tuning: train the head alone, then everything with discriminative lrs.
 
     Stage 1 (``head_epochs``): backbone frozen, head at ``lr``. Stage 2 (``epochs``): all
@@ -104,22 +155,57 @@ def fine_tune(model: nn.Module, train_loader: Iterable, *, epochs: int, lr: floa
         freeze(model.backbone)
         unfreeze(model.head)
         opt = torch.optim.AdamW(model.head.parameters(), lr=lr, weight_decay=weight_decay)
-        histories.append(("head", fit(model, train_loader, epochs=head_epochs, optimizer=opt, val_loader=val_loader,
-                                      frozen_bn=frozen_bn, device=device, progress=progress)))
+        histories.append(
+            (
+                "head",
+                fit(
+                    model,
+                    train_loader,
+                    epochs=head_epochs,
+                    optimizer=opt,
+                    val_loader=val_loader,
+                    frozen_bn=frozen_bn,
+                    device=device,
+                    progress=progress,
+                ),
+            )
+        )
     unfreeze(model)
     groups = discriminative_groups(model, lr=lr / 2, factor=lr_factor)
     opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
     schedule = one_cycle(epochs, _steps(train_loader))
-    histories.append(("all layers", fit(model, train_loader, epochs=epochs, optimizer=opt, val_loader=val_loader,
-                                        callbacks=[schedule, *callbacks], frozen_bn=frozen_bn, device=device,
-                                        progress=progress)))
+    histories.append(
+        (
+            "all layers",
+            fit(
+                model,
+                train_loader,
+                epochs=epochs,
+                optimizer=opt,
+                val_loader=val_loader,
+                callbacks=[schedule, *callbacks],
+                frozen_bn=frozen_bn,
+                device=device,
+                progress=progress,
+            ),
+        )
+    )
     return staged(histories)
 
 
-def gradual_unfreeze(model: nn.Module, train_loader: Iterable, *, epochs_per_stage: int = 1, lr: float = 1e-3,
-                     lr_factor: float = 0.3, max_blocks: int | None = None, val_loader: Iterable | None = None,
-                     weight_decay: float = 1e-4, device: str | torch.device | None = None,
-                     progress: bool | None = None) -> History:
+def gradual_unfreeze(
+    model: nn.Module,
+    train_loader: Iterable,
+    *,
+    epochs_per_stage: int = 1,
+    lr: float = 1e-3,
+    lr_factor: float = 0.3,
+    max_blocks: int | None = None,
+    val_loader: Iterable | None = None,
+    weight_decay: float = 1e-4,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> History:
     """ULMFiT-style: train the head, then unfreeze one more backbone block per stage, top down.
 
     Stage ``s`` trains the head and the top ``s`` blocks with discriminative lrs for
@@ -130,13 +216,27 @@ def gradual_unfreeze(model: nn.Module, train_loader: Iterable, *, epochs_per_sta
     histories = []
     for s in range(depth + 1):
         freeze(model.backbone)
-        for name in names[len(names) - s:]:
+        for name in names[len(names) - s :]:
             unfreeze(model, f"backbone.{name}")
         unfreeze(model.head)
-        opt = torch.optim.AdamW(discriminative_groups(model, lr=lr, factor=lr_factor), weight_decay=weight_decay)
+        opt = torch.optim.AdamW(
+            discriminative_groups(model, lr=lr, factor=lr_factor), weight_decay=weight_decay
+        )
         label = "head" if s == 0 else f"+{names[len(names) - s]}"
-        histories.append((label, fit(model, train_loader, epochs=epochs_per_stage, optimizer=opt,
-                                     val_loader=val_loader, device=device, progress=progress)))
+        histories.append(
+            (
+                label,
+                fit(
+                    model,
+                    train_loader,
+                    epochs=epochs_per_stage,
+                    optimizer=opt,
+                    val_loader=val_loader,
+                    device=device,
+                    progress=progress,
+                ),
+            )
+        )
     return staged(histories)
 
 

@@ -49,12 +49,11 @@ def from_zoo(name: str, *, pretrained: bool = True) -> Candidate:
     Introduced in notebooks/03_choosing_a_model.ipynb.
     """
     from tlcourse import zoo
-    from tlcourse.augment import for_backbone
 
     entry = zoo.entry(name)
-    backbone = zoo.load_backbone(name) if pretrained else entry.build(2).backbone
+    backbone = zoo.load(name, 2, pretrained=pretrained).backbone
     label, licence = (name, entry.licence) if pretrained else (f"{name} (random init)", "n/a")
-    return Candidate(label, backbone, for_backbone(entry), tuple(entry.input_size), licence)
+    return Candidate(label, backbone, zoo.preprocessing(name), tuple(entry.input_size), licence)
 
 
 @torch.inference_mode()
@@ -114,7 +113,7 @@ def compare_backbones(candidates: Sequence[Candidate], make_loaders: Callable[[C
     from tlcourse.progress import progress_bar
 
     rows, features = [], {}
-    for cand in progress_bar(candidates, enabled=progress, desc="backbones"):
+    for cand in progress_bar(len(candidates), enabled=progress, iterable=candidates, desc="backbones"):
         accuracy, feats = probe_accuracy(cand.backbone, make_loaders(cand.transform), device=device)
         features[cand.name] = feats
         rows.append({
@@ -174,3 +173,19 @@ def embedding_grid(embeddings: Mapping[str, np.ndarray], labels: torch.Tensor,
         fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
         fig.subplots_adjust(right=0.9)
     return fig
+
+
+def choose_backbone(table: pd.DataFrame, *, tolerance: float = 0.01, max_ms: float | None = None) -> str:
+    """The backbone to pick from a :func:`compare_backbones` table: among those within
+    ``max_ms`` CPU milliseconds per image (if given), the cheapest (fewest parameters) whose
+    probe accuracy is within ``tolerance`` of the best one's.
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    fast = table if max_ms is None else table[table["CPU ms / image"] <= max_ms]
+    if fast.empty:
+        raise ValueError(f"No backbone runs within {max_ms} ms per image; the fastest takes "
+                         f"{table['CPU ms / image'].min():.1f} ms. Raise max_ms or add smaller candidates.")
+    good = fast[fast["probe accuracy"] >= fast["probe accuracy"].max() - tolerance]
+    return str(good.sort_values(["parameters (M)", "CPU ms / image"]).index[0])
+

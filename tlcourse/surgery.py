@@ -19,7 +19,9 @@ BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 def count_parameters(model: nn.Module, trainable: bool | None = None) -> int:
     """Number of parameters: all (``None``), only trainable (``True``) or only frozen (``False``)."""
-    return sum(p.numel() for p in model.parameters() if trainable is None or p.requires_grad == trainable)
+    return sum(
+        p.numel() for p in model.parameters() if trainable is None or p.requires_grad == trainable
+    )
 
 
 def replace_head(model: nn.Module, num_classes: int, attr: str | None = None) -> nn.Module:
@@ -35,7 +37,9 @@ def replace_head(model: nn.Module, num_classes: int, attr: str | None = None) ->
             f"{type(model).__name__} has no 'head', 'fc' or 'classifier'; pass attr='<name of the last layer>'."
         )
     old = getattr(model, attr)
-    linears = [m for m in old.modules() if isinstance(m, nn.Linear)] if isinstance(old, nn.Module) else []
+    linears = (
+        [m for m in old.modules() if isinstance(m, nn.Linear)] if isinstance(old, nn.Module) else []
+    )
     if not linears:
         raise TypeError(f"model.{attr} contains no nn.Linear to replace.")
     setattr(model, attr, nn.Linear(linears[-1].in_features, num_classes))
@@ -47,9 +51,15 @@ def _matching(model: nn.Module, patterns: Iterable[str] | str | None) -> list[nn
         return list(model.parameters())
     patterns = [patterns] if isinstance(patterns, str) else list(patterns)
     named = list(model.named_parameters())
-    chosen = [p for n, p in named if any(n == pat or n.startswith(pat + ".") or fnmatch(n, pat) for pat in patterns)]
+    chosen = [
+        p
+        for n, p in named
+        if any(n == pat or n.startswith(pat + ".") or fnmatch(n, pat) for pat in patterns)
+    ]
     if not chosen:
-        raise KeyError(f"No parameter name matches {patterns}; names look like {[n for n, _ in named[:4]]}.")
+        raise KeyError(
+            f"No parameter name matches {patterns}; names look like {[n for n, _ in named[:4]]}."
+        )
     return chosen
 
 
@@ -77,7 +87,9 @@ def freeze_blocks(model: nn.Module, k: int) -> nn.Module:
     """Freeze the first ``k`` backbone blocks; everything after them (and the head) trains."""
     named = blocks(model)
     if not 0 <= k <= len(named):
-        raise ValueError(f"k={k} is out of range: the backbone has {len(named)} blocks ({[n for n, _ in named]}).")
+        raise ValueError(
+            f"k={k} is out of range: the backbone has {len(named)} blocks ({[n for n, _ in named]})."
+        )
     unfreeze(model)
     for _, block in named[:k]:
         freeze(block)
@@ -98,7 +110,9 @@ def set_bn_eval(model: nn.Module) -> nn.Module:
     return model
 
 
-def param_groups(model: nn.Module, lrs: dict[str, float], default_lr: float | None = None) -> list[dict]:
+def param_groups(
+    model: nn.Module, lrs: dict[str, float], default_lr: float | None = None
+) -> list[dict]:
     """Optimizer parameter groups with one learning rate per module prefix.
 
     ``param_groups(model, {"backbone": 1e-4, "head": 1e-2})`` -> groups for ``torch.optim``.
@@ -112,7 +126,9 @@ def param_groups(model: nn.Module, lrs: dict[str, float], default_lr: float | No
         prefix = next((pre for pre in lrs if name == pre or name.startswith(pre + ".")), None)
         (groups[prefix] if prefix else rest).append(p)
     if rest and default_lr is None:
-        raise ValueError(f"{len(rest)} trainable parameter(s) match none of {list(lrs)}; pass default_lr=.")
+        raise ValueError(
+            f"{len(rest)} trainable parameter(s) match none of {list(lrs)}; pass default_lr=."
+        )
     out = [{"params": ps, "lr": lrs[pre], "name": pre} for pre, ps in groups.items() if ps]
     return out + ([{"params": rest, "lr": default_lr, "name": "rest"}] if rest else [])
 
@@ -129,10 +145,20 @@ def trainable_summary(model: nn.Module) -> pd.DataFrame:
     parts = [(f"backbone.{n}", m) for n, m in blocks(model)] if hasattr(model, "backbone") else []
     parts += [(n, m) for n, m in model.named_children() if n != "backbone"]
     rows = [
-        {"part": name, "parameters": count_parameters(m), "trainable": count_parameters(m, True),
-         "frozen": count_parameters(m, False)}
+        {
+            "part": name,
+            "parameters": count_parameters(m),
+            "trainable": count_parameters(m, True),
+            "frozen": count_parameters(m, False),
+        }
         for name, m in parts
     ]
-    rows.append({"part": "total", "parameters": count_parameters(model),
-                 "trainable": count_parameters(model, True), "frozen": count_parameters(model, False)})
+    rows.append(
+        {
+            "part": "total",
+            "parameters": count_parameters(model),
+            "trainable": count_parameters(model, True),
+            "frozen": count_parameters(model, False),
+        }
+    )
     return pd.DataFrame(rows).set_index("part")

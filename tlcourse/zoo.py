@@ -8,12 +8,16 @@ Entries come from the modules that define the architectures (each exposes
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-ENTRY_MODULES = ("tlcourse.backbones", "tlcourse.audio", "tlcourse.hf")
+from torch import nn
+
+ENTRY_MODULES = ("tlcourse.backbones", "tlcourse.tvmodels", "tlcourse.audio", "tlcourse.hf")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,9 @@ class ZooEntry:
         card: the model card (Markdown): data, recipe, source accuracy, build time.
         load_backbone: ``load_backbone() -> nn.Module`` with pretrained weights loaded.
         train: ``train(seed) -> dict`` trains and writes the weights (course backbones only).
+        resize_steps: ``resize_steps() -> list`` of ``transforms.v2`` resize / crop steps the
+            backbone's preprocessing needs (None: inputs are already ``input_size``).
+        num_params: parameter count of the backbone when known without building it.
     """
 
     name: str
@@ -46,3 +53,167 @@ class ZooEntry:
     card: str
     load_backbone: Callable
     train: Callable | None = None
+    resize_steps: Callable | None = None
+    num_params: int | None = None
+
+
+def entries() -> dict[str, ZooEntry]:
+    """Every zoo entry by name, gathered from the ``ZOO`` dicts of :data:`ENTRY_MODULES`.
+
+    A module that is not there (an optional part not installed or not written yet) is skipped.
+    """
+    found: dict[str, ZooEntry] = {}
+    for module in ENTRY_MODULES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as err:
+            if err.name is not None and module.startswith(err.name):
+                continue
+            raise
+        found.update(getattr(mod, "ZOO", {}))
+    return found
+
+
+def entry(name: str) -> ZooEntry:
+    """The zoo entry ``name``; an unknown name raises ``KeyError`` naming the closest ones."""
+    catalogue = entries()
+    if name in catalogue:
+        return catalogue[name]
+    close = difflib.get_close_matches(name, list(catalogue), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise KeyError(f"Unknown zoo model {name!r}.{hint} See `python -m tlcourse zoo list` for all names.")
+
+
+def load_backbone(name: str) -> nn.Module:
+    """The pretrained backbone of ``name`` (maps inputs ``(N, ...)`` to features ``(N, D)``).
+
+    Introduced in notebooks/01_what_is_transfer.ipynb.
+    """
+    return entry(name).load_backbone()
+
+
+def load(name: str, num_classes: int, pretrained: bool = True) -> nn.Module:
+    """A :class:`~tlcourse.nets.Classifier` of ``name`` with a fresh ``num_classes`` head.
+
+    With ``pretrained=False`` the backbone keeps its random initialisation (the from-scratch
+    baseline of the same architecture). Logits have shape ``(N, num_classes)``.
+
+    Introduced in notebooks/01_what_is_transfer.ipynb.
+    """
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+    found = entry(name)
+    model = found.build(num_classes)
+    if pretrained:
+        model.backbone = found.load_backbone()
+    return model
+
+
+def preprocessing(name: str) -> Callable:
+    """The ``torchvision.transforms.v2`` pipeline that matches backbone ``name``.
+
+    Takes a PIL image or a ``(3, H, W)`` uint8 tensor and returns a float ``(3, H', W')`` image
+    scaled to [0, 1] and normalised with the backbone's mean and std, resized (and centre-cropped)
+    first where the backbone expects another size.
+
+    Introduced in notebooks/02_preparing_data.ipynb.
+    """
+    import torch
+    from torchvision.transforms import v2
+
+    found = entry(name)
+    if found.modality != "image":
+        raise ValueError(f"{name!r} is a {found.modality} model; preprocessing() covers image models.")
+    steps = [v2.ToImage(), *(found.resize_steps() if found.resize_steps else [])]
+    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(found.mean, found.std)])
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of ``model`` (only those with ``requires_grad`` if ``trainable_only``)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def card(name: str) -> str:
+    """The model card of ``name`` (Markdown): data, recipe, accuracy, build time, licence."""
+    found = entry(name)
+    path = Path(found.card)
+    if found.card.endswith(".md") and path.is_file():
+        return path.read_text(encoding="utf-8")
+    if found.card.endswith(".md"):
+        return f"# {name}\n\nNo model card yet: build it with `python -m tlcourse zoo build {name}`.\n"
+    return found.card
+
+
+def num_params(found: ZooEntry) -> int | None:
+    """Parameter count of an entry's backbone (from its metadata, or by building it if cheap)."""
+    if found.num_params is not None:
+        return found.num_params
+    if found.profile != "quick" or found.modality == "text":
+        return None
+    model = found.build(2)
+    return count_parameters(getattr(model, "backbone", model))
+
+
+def size_on_disk(found: ZooEntry) -> str:
+    """Size of the entry's weights file, e.g. ``"1.2 MB"``, or why there is none yet."""
+    path = Path(found.weights)
+    if found.weights.startswith(("http://", "https://")):
+        import torch
+
+        path = Path(torch.hub.get_dir()) / "checkpoints" / found.weights.rsplit("/", 1)[-1]
+        if not path.is_file():
+            return "not downloaded"
+    if path.is_file():
+        return f"{path.stat().st_size / 1e6:.1f} MB"
+    if path.is_dir():
+        return f"{sum(p.stat().st_size for p in path.rglob('*') if p.is_file()) / 1e6:.1f} MB"
+    return "not built" if found.train else "-"
+
+
+def format_table(catalogue: dict[str, ZooEntry]) -> str:
+    """The zoo as a plain-text table: name, modality, profile, params, size on disk, licence."""
+    header = ("name", "modality", "profile", "params", "size", "licence")
+    rows = [header]
+    for e in catalogue.values():
+        n = num_params(e)
+        rows.append((e.name, e.modality, e.profile, f"{n / 1e6:.2f}M" if n else "?", size_on_disk(e), e.licence))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def build(name: str, seed: int = 0, **kwargs) -> dict:
+    """Train course backbone ``name`` with ``seed`` and write its weights and card; return its numbers."""
+    found = entry(name)
+    if found.train is None:
+        raise ValueError(
+            f"{name!r} is not built by the course (its weights come from {found.weights}). "
+            f"Course backbones: {', '.join(n for n, e in entries().items() if e.train)}."
+        )
+    return found.train(seed, **kwargs)
+
+
+def cli_main(argv: list[str]) -> int:
+    """``python -m tlcourse zoo list | card NAME | build NAME [--seed S] [--out DIR]``."""
+    parser = argparse.ArgumentParser(prog="python -m tlcourse zoo")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="print the catalogue of pretrained models")
+    sub.add_parser("card", help="print a model card").add_argument("name")
+    builder = sub.add_parser("build", help="train a course backbone and write its weights")
+    builder.add_argument("name")
+    builder.add_argument("--seed", type=int, default=0)
+    builder.add_argument("--out", default=None, help="folder for the weights (default: the package assets)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "list":
+            print(format_table(entries()))
+        elif args.command == "card":
+            print(card(args.name))
+        else:
+            result = build(args.name, args.seed, out_dir=args.out)
+            print(f"Built {args.name}: source test accuracy {result['test_accuracy']:.1%} in {result['build_seconds']:.0f} s")
+    except (KeyError, ValueError) as err:
+        print(f"error: {err.args[0] if err.args else err}")
+        return 2
+    return 0

@@ -41,12 +41,13 @@ from tlcourse.datasets.imagefolder import (
     TensorImageDataset,
     check_image_folder,
     save_tensor_cache,
+    tensor_loader,
 )
 
 __all__ = [
     "DATASETS", "SPLITS", "GlyphSet", "ImageFolderError", "TensorImageDataset",
     "check_image_folder", "dataset_root", "image_folder", "is_complete", "load_tensors", "prepare",
-    "resolve",
+    "resolve", "tensor_loader",
 ]  # fmt: skip
 
 VERSION = 1

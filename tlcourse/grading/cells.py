@@ -48,13 +48,17 @@ def chapter_of(filename: str) -> str:
     """``"04"`` for ``04_image_finetuning.ipynb``; a clear error for other names."""
     match = CHAPTER_FILE.match(filename)
     if not match:
-        raise FormatError(f"{filename}: exercise notebooks are named NN_topic.ipynb, e.g. 04_probe.ipynb")
+        raise FormatError(
+            f"{filename}: exercise notebooks are named NN_topic.ipynb, e.g. 04_probe.ipynb"
+        )
     return match.group(1)
 
 
 def check_call(source: str) -> tuple[str, str] | None:
     """``(qid, function)`` if the cell only calls ``check(...)`` (comments allowed), else None."""
-    lines = [ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    lines = [
+        ln.strip() for ln in source.splitlines() if ln.strip() and not ln.strip().startswith("#")
+    ]
     matches = [CHECK_LINE.match(ln) for ln in lines]
     if len(lines) != 1 or not matches[0]:
         return None
@@ -107,21 +111,31 @@ def annotate(nb: nbformat.NotebookNode, chapter: str) -> nbformat.NotebookNode:
 def _annotate_cell(cell, role: CellRole, questions: dict, seen: dict, index: int) -> None:
     question = questions.get(role.qid) if role.qid else None
     if role.qid and question is None:
-        raise FormatError(f"cell {index}: question {role.qid} is not in the registry; add it to "
-                          f"tlcourse/grading/sets/ch{role.qid[:2]}.py")
-    if role.role == "check" and (not isinstance(question, Question)
-                                 or check_call(cell.source)[1] != question.function):
+        raise FormatError(
+            f"cell {index}: question {role.qid} is not in the registry; add it to "
+            f"tlcourse/grading/sets/ch{role.qid[:2]}.py"
+        )
+    if role.role == "check" and (
+        not isinstance(question, Question) or check_call(cell.source)[1] != question.function
+    ):
         want = getattr(question, "function", "a function")
         raise FormatError(f"cell {index}: check({role.qid!r}, ...) must name {want}")
     if role.role == "answer" and not isinstance(question, OpenQuestion):
-        raise FormatError(f"cell {index}: a markdown answer needs an open question header "
-                          "('Question NN.k') above it, registered as OpenQuestion")
+        raise FormatError(
+            f"cell {index}: a markdown answer needs an open question header "
+            "('Question NN.k') above it, registered as OpenQuestion"
+        )
     key = f"{role.qid or 'ungraded'}_{role.role}".replace(".", "_")
     seen[key] = seen.get(key, 0) + 1
     grade_id = f"q{key}" + (f"_{seen[key]}" if seen[key] > 1 else "")
     graded = role.role in ("check", "answer")
-    nbg = {"grade": graded, "grade_id": grade_id, "locked": role.role == "check",
-           "schema_version": 3, "solution": role.role != "check"}
+    nbg = {
+        "grade": graded,
+        "grade_id": grade_id,
+        "locked": role.role == "check",
+        "schema_version": 3,
+        "solution": role.role != "check",
+    }
     if graded:
         nbg["points"] = question.points
     cell.metadata["nbgrader"] = nbg

@@ -45,31 +45,50 @@ def evaluate(qid: str, function: Callable[..., Any], seed: int = INLINE_SEED) ->
     if isinstance(question, OpenQuestion):
         return CheckResult(qid, False, f"{qid} is an open question: your teacher reads it.", False)
     if not callable(function):
-        return CheckResult(qid, False, f"{qid}: pass your function itself, e.g. "
-                           f"check({qid!r}, {question.function}), not {type(function).__name__}.")
+        return CheckResult(
+            qid,
+            False,
+            f"{qid}: pass your function itself, e.g. "
+            f"check({qid!r}, {question.function}), not {type(function).__name__}.",
+        )
     cases = question.cases(torch.Generator().manual_seed(seed))
     for number, args in enumerate(cases, start=1):
         result = _run_case(question, function, args, number, len(cases))
         if result is not None:
             return result
-    return CheckResult(qid, True, f"PASSED {qid} {question.title}: all {len(cases)} cases "
-                       f"match ({question.points} point{'s' * (question.points != 1)}).")
+    return CheckResult(
+        qid,
+        True,
+        f"PASSED {qid} {question.title}: all {len(cases)} cases "
+        f"match ({question.points} point{'s' * (question.points != 1)}).",
+    )
 
 
-def _run_case(question: Question, function: Callable, args: tuple, number: int,
-              total: int) -> CheckResult | None:
+def _run_case(
+    question: Question, function: Callable, args: tuple, number: int, total: int
+) -> CheckResult | None:
     expected_args = copy.deepcopy(args)
     expected = question.observe(question.reference(*expected_args), expected_args)
     mine = copy.deepcopy(args)
-    where = f"FAILED {question.id} {question.title}, case {number} of {total} ({describe_args(args)})"
+    where = (
+        f"FAILED {question.id} {question.title}, case {number} of {total} ({describe_args(args)})"
+    )
     try:
         got = question.observe(function(*mine), mine)
     except NotImplementedError:
-        return CheckResult(question.id, False, f"NOT YET {question.id} {question.title}: replace "
-                           "`raise NotImplementedError()` with your code.", attempted=False)
+        return CheckResult(
+            question.id,
+            False,
+            f"NOT YET {question.id} {question.title}: replace "
+            "`raise NotImplementedError()` with your code.",
+            attempted=False,
+        )
     except Exception as err:  # noqa: BLE001 - report whatever the learner's code raised
-        return CheckResult(question.id, False, f"{where}: your function raised "
-                           f"{type(err).__name__}: {err}.{_hint(question)}")
+        return CheckResult(
+            question.id,
+            False,
+            f"{where}: your function raised {type(err).__name__}: {err}.{_hint(question)}",
+        )
     difference = question.compare(got, expected)
     if difference:
         return CheckResult(question.id, False, f"{where}: {difference}.{_hint(question)}")
@@ -85,6 +104,7 @@ def check(qid: str, function: Callable[..., Any]) -> None:
     the verdict (and raises ``AssertionError`` on failure under nbgrader)."""
     result = evaluate(qid, function)
     print(result.message)
-    if not result.passed and (os.environ.get("NBGRADER_EXECUTION")
-                              or os.environ.get("TLCOURSE_CHECK_RAISE") == "1"):
+    if not result.passed and (
+        os.environ.get("NBGRADER_EXECUTION") or os.environ.get("TLCOURSE_CHECK_RAISE") == "1"
+    ):
         raise AssertionError(result.message)

@@ -47,7 +47,7 @@ import nbformat
 import torch
 
 from tlcourse.grading import wire
-from tlcourse.grading.cells import BEGIN, chapter_of, check_call
+from tlcourse.grading.cells import chapter_of, check_call
 from tlcourse.grading.questions import OpenQuestion, Question, question_set
 from tlcourse.grading.sandbox import Limits, RunOutcome, namespaces_available, run_job
 
@@ -104,16 +104,23 @@ def _notebook_in(folder: Path, notebook_name: str) -> Path | None:
 
 def code_cells(nb: nbformat.NotebookNode) -> list[str]:
     """The submission's code cells to run: all of them except the pure ``check(...)`` cells."""
-    return [c.source for c in nb.cells if c.cell_type == "code" and c.source.strip()
-            and not check_call(c.source)]
+    return [
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code" and c.source.strip() and not check_call(c.source)
+    ]
 
 
 def open_answers(nb: nbformat.NotebookNode, questions: list) -> dict[str, str]:
     """The learner's text for each open question (the markdown cell after its header)."""
     answers = {}
     for question in (q for q in questions if isinstance(q, OpenQuestion)):
-        texts = [c.source for c in nb.cells if c.cell_type == "markdown"
-                 and c.metadata.get("tlcourse", {}).get("question") == question.id]
+        texts = [
+            c.source
+            for c in nb.cells
+            if c.cell_type == "markdown"
+            and c.metadata.get("tlcourse", {}).get("question") == question.id
+        ]
         answers[question.id] = (texts or ["(no answer cell found)"])[0][:5000]
     return answers
 
@@ -124,8 +131,13 @@ def open_answers(nb: nbformat.NotebookNode, questions: list) -> dict[str, str]:
 class Grader:
     """Grades submissions of one exercise notebook; see the module docstring."""
 
-    def __init__(self, exercise: Path, limits: Limits | None = None, isolate: bool | None = None,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self,
+        exercise: Path,
+        limits: Limits | None = None,
+        isolate: bool | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.chapter = chapter_of(exercise.name)
         self.notebook_name = exercise.name
         self.questions = question_set(self.chapter)
@@ -176,34 +188,57 @@ class Grader:
             cases = q.cases(torch.Generator().manual_seed(seed))
             torch.save(cases, io_dir / f"cases_{q.id}.pt")
             expected[q.id] = [_expected(q, args) for args in cases]
-        job = {"root": str(root), "work": str(work), "io": str(io_dir), "cells": code_cells(nb),
-               "questions": [[q.id, q.function, q.observer_path] for q in graded],
-               "hide": [str(p) for p in self.hidden if p.is_dir()],
-               "cell_timeout": self.limits.cell_timeout_s}
+        job = {
+            "root": str(root),
+            "work": str(work),
+            "io": str(io_dir),
+            "cells": code_cells(nb),
+            "questions": [[q.id, q.function, q.observer_path] for q in graded],
+            "hide": [str(p) for p in self.hidden if p.is_dir()],
+            "cell_timeout": self.limits.cell_timeout_s,
+        }
         (io_dir / "job.json").write_text(json.dumps(job))
         return io_dir, expected
 
-    def _score(self, report: Report, io_dir: Path, expected: dict, status: dict,
-               outcome: RunOutcome) -> None:
+    def _score(
+        self, report: Report, io_dir: Path, expected: dict, status: dict, outcome: RunOutcome
+    ) -> None:
         report.notes += _run_notes(status, outcome)
         run_message = "; ".join(report.notes) or "ran"
         report.rows.append(Row(report.student, "run", "", "", run_message))
         for q in self.questions:
             if isinstance(q, OpenQuestion):
-                report.rows.append(Row(report.student, q.id, "", q.points,
-                                       "open question: grade by hand (answer in the feedback file)"))
+                report.rows.append(
+                    Row(
+                        report.student,
+                        q.id,
+                        "",
+                        q.points,
+                        "open question: grade by hand (answer in the feedback file)",
+                    )
+                )
                 continue
             message = _question_verdict(q, io_dir, expected[q.id], status, outcome)
-            report.rows.append(Row(report.student, q.id, q.points if message is None else 0,
-                                   q.points, message or f"passed all {len(expected[q.id])} cases"))
+            report.rows.append(
+                Row(
+                    report.student,
+                    q.id,
+                    q.points if message is None else 0,
+                    q.points,
+                    message or f"passed all {len(expected[q.id])} cases",
+                )
+            )
 
     def _check_integrity(self, report: Report, before: dict[str, str]) -> None:
         """Without namespaces the package is writable: a change during the run costs all points
         (and the grader warns: re-install the package before grading on)."""
         changed = changed_files(PACKAGE_DIR, before)
         if changed:
-            print(f"WARNING: tlcourse files changed while grading {report.student}: {changed[:5]}; "
-                  "check `git status` / re-install the package", file=sys.stderr)
+            print(
+                f"WARNING: tlcourse files changed while grading {report.student}: {changed[:5]}; "
+                "check `git status` / re-install the package",
+                file=sys.stderr,
+            )
             note = f"the tlcourse package changed during the run ({', '.join(changed[:3])}); all points withdrawn"
             report.notes.append(note)
             for row in report.rows:
@@ -260,8 +295,10 @@ def _run_notes(status: dict, outcome: RunOutcome) -> list[str]:
     cells = status.get("cells") if isinstance(status.get("cells"), list) else []
     for cell in cells[:50]:
         if isinstance(cell, dict) and cell.get("status") != "ok":
-            notes.append(f"code cell {cell.get('index')}: {_clip(cell.get('ename'))} "
-                         f"{_clip(cell.get('evalue'), 80)}".strip())
+            notes.append(
+                f"code cell {cell.get('index')}: {_clip(cell.get('ename'))} "
+                f"{_clip(cell.get('evalue'), 80)}".strip()
+            )
     if status.get("restarts"):
         notes.append(f"kernel restarted {_clip(status.get('restarts'))} time(s)")
     notes.append(f"{outcome.wall_s:.1f} s")
@@ -273,8 +310,9 @@ def _clip(value: Any, n: int = 40) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def _question_verdict(q: Question, io_dir: Path, expected: list, status: dict,
-                      outcome: RunOutcome) -> str | None:
+def _question_verdict(
+    q: Question, io_dir: Path, expected: list, status: dict, outcome: RunOutcome
+) -> str | None:
     """``None`` if every case matches, else the reason for zero points."""
     try:
         result = wire.load(io_dir / f"result_{q.id}")
@@ -302,7 +340,9 @@ def _case_verdict(q: Question, got: Any, expected: Any) -> str | None:
 
 
 def _missing_reason(q: Question, status: dict, outcome: RunOutcome, err: Exception) -> str:
-    entry = status.get("questions", {}).get(q.id) if isinstance(status.get("questions"), dict) else None
+    entry = (
+        status.get("questions", {}).get(q.id) if isinstance(status.get("questions"), dict) else None
+    )
     if outcome.timed_out:
         return "no result: the notebook hit the time limit"
     if isinstance(entry, dict) and entry.get("ename"):
@@ -315,7 +355,9 @@ def _missing_reason(q: Question, status: dict, outcome: RunOutcome, err: Excepti
 
 def snapshot(folder: Path) -> dict[str, str]:
     """``{path: sha256}`` of the package's source files, to detect tampering."""
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.py"))}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.py"))
+    }
 
 
 def changed_files(folder: Path, before: dict[str, str]) -> list[str]:
@@ -332,10 +374,16 @@ def feedback_text(report: Report, questions: list) -> str:
     """The per-student feedback file (markdown)."""
     hints = {q.id: q.hint for q in questions if isinstance(q, Question)}
     auto_max = sum(q.points for q in questions if isinstance(q, Question))
-    lines = [f"# Feedback for {report.student}", "",
-             f"Auto-graded: **{report.total} / {auto_max}** points. Run: {'; '.join(report.notes)}.", ""]
+    lines = [
+        f"# Feedback for {report.student}",
+        "",
+        f"Auto-graded: **{report.total} / {auto_max}** points. Run: {'; '.join(report.notes)}.",
+        "",
+    ]
     for row in (r for r in report.rows if r.question != "run"):
-        lines.append(f"- **{row.question}** {row.points if row.points != '' else '?'}/{row.max}: {row.message}")
+        lines.append(
+            f"- **{row.question}** {row.points if row.points != '' else '?'}/{row.max}: {row.message}"
+        )
         if row.points == 0 and hints.get(row.question):
             lines.append(f"  - hint: {hints[row.question]}")
     for qid, text in report.answers.items():
@@ -356,14 +404,24 @@ def write_gradebook(reports: list[Report], out: Path) -> None:
     os.replace(tmp, out)
 
 
-def grade_folder(exercise: Path, submissions: Path, out: Path, feedback: Path | None = None,
-                 limits: Limits | None = None, jobs: int = 1, isolate: bool | None = None,
-                 seed: int | None = None, log=print) -> list[Report]:
+def grade_folder(
+    exercise: Path,
+    submissions: Path,
+    out: Path,
+    feedback: Path | None = None,
+    limits: Limits | None = None,
+    jobs: int = 1,
+    isolate: bool | None = None,
+    seed: int | None = None,
+    log=print,
+) -> list[Report]:
     """Grade every submission in ``submissions``; write the CSV and feedback files."""
     grader = Grader(exercise, limits, isolate, seed)
     found = find_submissions(submissions, exercise.name)
-    log(f"grading {len(found)} submission(s) of {exercise.name}; sandbox: "
-        f"{'namespaces + limits' if grader.isolate else 'limits only (no namespaces here)'}")
+    log(
+        f"grading {len(found)} submission(s) of {exercise.name}; sandbox: "
+        f"{'namespaces + limits' if grader.isolate else 'limits only (no namespaces here)'}"
+    )
 
     def one(item: tuple[str, Path | None]) -> Report:
         report = grader.grade(*item)
@@ -384,10 +442,13 @@ def grade_folder(exercise: Path, submissions: Path, out: Path, feedback: Path | 
 
 def cli_main(argv: list[str]) -> int:
     """Entry point of ``python -m tlcourse grade EXERCISE SUBMISSIONS --out grades.csv``."""
-    parser = argparse.ArgumentParser(prog="python -m tlcourse grade",
-                                     description="Grade a folder of submitted notebooks.")
+    parser = argparse.ArgumentParser(
+        prog="python -m tlcourse grade", description="Grade a folder of submitted notebooks."
+    )
     parser.add_argument("exercise", type=Path, help="exercises/NN_topic.ipynb")
-    parser.add_argument("submissions", type=Path, help="folder of <student>.ipynb or <student>/ folders")
+    parser.add_argument(
+        "submissions", type=Path, help="folder of <student>.ipynb or <student>/ folders"
+    )
     parser.add_argument("--out", type=Path, default=Path("grades.csv"))
     parser.add_argument("--feedback", type=Path, default=None, help="default: <out>_feedback/")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per submission")
@@ -401,8 +462,16 @@ def cli_main(argv: list[str]) -> int:
         print(f"error: {args.submissions} is not a folder of submissions", file=sys.stderr)
         return 1
     limits = Limits(args.timeout, args.cell_timeout, args.memory_mb)
-    grade_folder(args.exercise, args.submissions, args.out, args.feedback, limits, args.jobs,
-                 False if args.no_namespaces else None, args.seed)
+    grade_folder(
+        args.exercise,
+        args.submissions,
+        args.out,
+        args.feedback,
+        limits,
+        args.jobs,
+        False if args.no_namespaces else None,
+        args.seed,
+    )
     return 0
 
 

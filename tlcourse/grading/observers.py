@@ -32,7 +32,9 @@ def trainable_flags(result: Any, args: tuple) -> dict[str, bool]:
 def image_classifier_report(result: Any, args: tuple) -> dict[str, Any]:
     """For functions returning a ``Classifier``: head type and sizes, whether the head trains,
     the logits shape on a ``(2, 3, 16, 16)`` probe, and the backbone's state (unchanged?)."""
-    if not isinstance(result, nn.Module) or not isinstance(getattr(result, "head", None), nn.Module):
+    if not isinstance(result, nn.Module) or not isinstance(
+        getattr(result, "head", None), nn.Module
+    ):
         return {"error": f"expected the model back, got {type(result).__name__}"}
     head = result.head
     with torch.no_grad():

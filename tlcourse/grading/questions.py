@@ -65,9 +65,11 @@ class Question:
         if self.compare is None:
             object.__setattr__(self, "compare", same)
         if self.observe.__module__.startswith("tlcourse.grading.sets"):
-            raise QuestionError(f"Question {self.id}: observers run in the graded kernel, where "
-                                "the sets are hidden; put {self.observe.__name__} in "
-                                "tlcourse/grading/observers.py")
+            raise QuestionError(
+                f"Question {self.id}: observers run in the graded kernel, where "
+                f"the sets are hidden; put {self.observe.__name__} in "
+                "tlcourse/grading/observers.py"
+            )
 
     @property
     def observer_path(self) -> str:

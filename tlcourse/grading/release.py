@@ -43,8 +43,10 @@ def make_exercise(solution: nbformat.NotebookNode, source_name: str) -> nbformat
     for cell in exercise.cells:
         if "### BEGIN SOLUTION" in cell.source:
             cell.source = strip_solutions(cell.source, markdown=cell.cell_type == "markdown")
-    exercise.metadata["tlcourse"] = {**solution.metadata.get("tlcourse", {}),
-                                     "generated_from": f"solutions/{source_name}"}
+    exercise.metadata["tlcourse"] = {
+        **solution.metadata.get("tlcourse", {}),
+        "generated_from": f"solutions/{source_name}",
+    }
     return exercise
 
 
@@ -70,7 +72,9 @@ def _write_if_changed(path: Path, text: str, check_only: bool) -> bool:
 
 def cli_main(argv: list[str]) -> int:
     """Entry point of ``python -m tlcourse release [SOLUTION ...] [--check]``."""
-    parser = argparse.ArgumentParser(prog="python -m tlcourse release", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tlcourse release", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: solutions/*.ipynb")
     parser.add_argument("--solutions", type=Path, default=Path("solutions"))
     parser.add_argument("--exercises", type=Path, default=Path("exercises"))
@@ -78,7 +82,10 @@ def cli_main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted(args.solutions.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
-        print(f"No solution notebooks found in {args.solutions}/ (expected NN_topic.ipynb).", file=sys.stderr)
+        print(
+            f"No solution notebooks found in {args.solutions}/ (expected NN_topic.ipynb).",
+            file=sys.stderr,
+        )
         return 1
     stale = []
     for path in paths:

@@ -10,8 +10,8 @@ Layers, outermost first:
    submissions or the gradebook), and the kernel runs in a nested user namespace so it cannot
    undo those mounts. When the PID namespace's first process dies, the kernel dies.
 3. Inside, ``stage2`` starts a Jupyter kernel with nbclient, runs the code cells one at a time
-   (a timed-out cell is interrupted; a dead or stuck kernel is restarted and the cells that
-   worked are replayed), then asks the kernel to run the learner's functions on the grader's
+   (a timed-out cell is interrupted; a dead or stuck kernel is restarted, the cells that worked
+   are replayed and a cell that met a dead kernel is tried once more), then asks the kernel to run the learner's functions on the grader's
    cases (:func:`tlcourse.grading.wire.harvest`). Outputs are discarded, never parsed.
 
 ``python -m tlcourse.grading.sandbox stage1|stage2 JOB.json`` are internal entry points.
@@ -21,6 +21,7 @@ Introduced in exercises/00_warmup.ipynb.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -35,9 +36,19 @@ from pathlib import Path
 from typing import Any
 
 MARKER_ENV = "TLCOURSE_SANDBOX"
+MAX_RESTARTS = 6
 PASS_ENV = ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH", "CUDA_VISIBLE_DEVICES", "TZ")
-UNSHARE = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "--net",
-           "--kill-child", "--mount-proc"]
+UNSHARE = [
+    "unshare",
+    "--user",
+    "--map-root-user",
+    "--mount",
+    "--pid",
+    "--fork",
+    "--net",
+    "--kill-child",
+    "--mount-proc",
+]
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,21 @@ def sandbox_env(root: Path, nonce: str) -> dict[str, str]:
     env = {k: os.environ[k] for k in PASS_ENV if k in os.environ}
     for name in ("home", "tmp", "cache", "runtime"):
         (root / name).mkdir(exist_ok=True)
-    env.update(HOME=str(root / "home"), TMPDIR=str(root / "tmp"), TLCOURSE_HOME=str(root / "cache"),
-               IPYTHONDIR=str(root / "home" / ".ipython"), MPLCONFIGDIR=str(root / "home" / ".mpl"),
-               JUPYTER_RUNTIME_DIR=str(root / "runtime"), XDG_CACHE_HOME=str(root / "cache"),
-               TLCOURSE_PROFILE="quick", MPLBACKEND="Agg", HF_HUB_OFFLINE="1",
-               TRANSFORMERS_OFFLINE="1", PYTHONDONTWRITEBYTECODE="1", PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.update(
+        HOME=str(root / "home"),
+        TMPDIR=str(root / "tmp"),
+        TLCOURSE_HOME=str(root / "cache"),
+        IPYTHONDIR=str(root / "home" / ".ipython"),
+        MPLCONFIGDIR=str(root / "home" / ".mpl"),
+        JUPYTER_RUNTIME_DIR=str(root / "runtime"),
+        XDG_CACHE_HOME=str(root / "cache"),
+        TLCOURSE_PROFILE="quick",
+        MPLBACKEND="Agg",
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
     env[MARKER_ENV] = nonce
     return env
 
@@ -99,10 +120,16 @@ def run_job(job_path: Path, root: Path, nonce: str, limits: Limits, isolate: boo
     command = [sys.executable, "-m", "tlcourse.grading.sandbox", stage, str(job_path)]
     command = [*UNSHARE, *command] if isolate else command
     start = time.monotonic()
-    proc = subprocess.Popen(command, cwd=root, env=sandbox_env(root, nonce), start_new_session=True,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=open(root / "sandbox.log", "wb"),  # noqa: SIM115
-                            preexec_fn=functools.partial(_apply_limits, limits))
+    proc = subprocess.Popen(
+        command,
+        cwd=root,
+        env=sandbox_env(root, nonce),
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(root / "sandbox.log", "wb"),  # noqa: SIM115
+        preexec_fn=functools.partial(_apply_limits, limits),
+    )
     try:
         proc.wait(timeout=limits.timeout_s)
         timed_out = False
@@ -116,10 +143,8 @@ def run_job(job_path: Path, root: Path, nonce: str, limits: Limits, isolate: boo
 
 
 def _kill_group(pgid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def kill_marked(nonce: str) -> int:
@@ -156,8 +181,10 @@ def stage1(job_path: Path) -> None:
             _mount("-o", "remount,bind,ro", point, check=False)
     _log("mounts ready")
     nested = ["unshare", "--user", "--map-root-user"]
-    os.execvp(nested[0], [*nested, sys.executable, "-m", "tlcourse.grading.sandbox", "stage2",
-                          str(job_path)])
+    os.execvp(
+        nested[0],
+        [*nested, sys.executable, "-m", "tlcourse.grading.sandbox", "stage2", str(job_path)],
+    )
 
 
 def _mount(*args: str, check: bool = True) -> None:
@@ -214,28 +241,34 @@ class _Runner:
 
         km = KernelManager(kernel_name="python3", transport="ipc")
         km.ip = str(Path(self.job["root"]) / "runtime" / "kernel")
-        self.client = Quiet(new_notebook(cells=[new_code_cell("")]), km=km, timeout=self.timeout, allow_errors=True,
-                            interrupt_on_timeout=True, startup_timeout=120,
-                            shutdown_kernel="immediate",
-                            error_on_timeout={"ename": "Timeout", "evalue": "cell ran too long"},
-                            resources={"metadata": {"path": self.job["work"]}})
+        self.client = Quiet(
+            new_notebook(cells=[new_code_cell("")]),
+            km=km,
+            timeout=self.timeout,
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            startup_timeout=120,
+            shutdown_kernel="immediate",
+            error_on_timeout={"ename": "Timeout", "evalue": "cell ran too long"},
+            resources={"metadata": {"path": self.job["work"]}},
+        )
         self.client.on_cell_executed = self._on_executed
         self.context = self.client.setup_kernel()
         self.context.__enter__()
 
     def shutdown(self) -> None:
         if self.client is not None:
-            try:
+            with contextlib.suppress(Exception):  # the kernel may already be gone
                 self.context.__exit__(None, None, None)
-            except Exception:  # noqa: BLE001 - the kernel may already be gone
-                pass
             self.client = None
 
     def _on_executed(self, cell, cell_index, execute_reply) -> None:
         content = (execute_reply or {}).get("content", {})
         self.last = (content.get("status", "error"), content.get("ename"), content.get("evalue"))
 
-    def execute(self, source: str, timeout: float | None = None) -> tuple[str, str | None, str | None]:
+    def execute(
+        self, source: str, timeout: float | None = None
+    ) -> tuple[str, str | None, str | None]:
         """Run one snippet; ``(status, ename, evalue)``; status ``dead`` if the kernel died."""
         from nbclient.exceptions import CellTimeoutError, DeadKernelError
         from nbformat.v4 import new_code_cell
@@ -261,7 +294,7 @@ class _Runner:
         for qid, function, observer in self.job["questions"]:
             self._harvest(qid, function, observer)
 
-    def _run_cell(self, index: int, source: str) -> None:
+    def _run_cell(self, index: int, source: str, retry: bool = True) -> None:
         start = time.monotonic()
         state, ename, evalue = self.execute(source)
         self.status["cells"].append({"index": index, "status": state, "ename": ename,
@@ -271,24 +304,32 @@ class _Runner:
             self.ok_cells.append(index)
         elif not self.alive():
             self._restart()
+            if state == "dead" and retry:  # the kernel may have died before this cell began
+                self._run_cell(index, source, retry=False)
 
     def _restart(self) -> None:
-        """Start a fresh kernel and replay the cells that ran fine (at most 2 restarts)."""
+        """Start a fresh kernel and replay the cells that ran fine."""
         self.status["restarts"] += 1
         self.shutdown()
-        if self.status["restarts"] > 2:
+        if self.status["restarts"] > MAX_RESTARTS:
             raise RuntimeError("kernel died too often")
         self.start()
         for index in self.ok_cells:
             self.execute(self.job["cells"][index])
 
     def _harvest(self, qid: str, function: str, observer: str) -> None:
-        code = (f"from tlcourse.grading.wire import harvest as _tlc_harvest\n"
-                f"_tlc_harvest({self.job['io']!r}, {qid!r}, {function!r}, globals(), {observer!r})")
+        code = (
+            f"from tlcourse.grading.wire import harvest as _tlc_harvest\n"
+            f"_tlc_harvest({self.job['io']!r}, {qid!r}, {function!r}, globals(), {observer!r})"
+        )
         start = time.monotonic()
         state, ename, evalue = self.execute(code)
-        self.status["questions"][qid] = {"status": state, "ename": ename, "evalue": (evalue or "")[:200],
-                                         "seconds": round(time.monotonic() - start, 2)}
+        self.status["questions"][qid] = {
+            "status": state,
+            "ename": ename,
+            "evalue": (evalue or "")[:200],
+            "seconds": round(time.monotonic() - start, 2),
+        }
         if state != "ok" and not self.alive():
             self._restart()
 

@@ -1,0 +1,133 @@
+"""Chapter 01 (what transfer learning is): freeze by depth, a closed-form probe, few labels.
+
+The reference implementations below are what the checks compare with; the learner writes
+their own in exercises/01_what_is_transfer.ipynb.
+
+Introduced in exercises/01_what_is_transfer.ipynb.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tlcourse.grading.observers import trainable_flags
+from tlcourse.grading.questions import OpenQuestion, Question
+from tlcourse.nets import Classifier, tiny_cnn
+
+
+def _model(gen: torch.Generator, num_classes: int | None = None) -> Classifier:
+    """A tiny random Classifier (3 blocks with parameters) with random requires_grad flags."""
+    if num_classes is None:
+        num_classes = int(torch.randint(2, 10, (1,), generator=gen))
+    width = int(torch.randint(2, 5, (1,), generator=gen)) * 2
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+        model = tiny_cnn(num_classes=num_classes, width=width)
+    for p in model.parameters():
+        p.requires_grad_(bool(torch.rand(1, generator=gen) < 0.5))
+    return model
+
+
+# -------------------------------------------------------------------- 01.1 freeze first k
+
+
+def ref_freeze_first_k(model: Classifier, k: int) -> None:
+    blocks = [m for _, m in model.backbone.named_children() if any(True for _ in m.parameters())]
+    for p in model.parameters():
+        p.requires_grad_(True)
+    for block in blocks[:k]:
+        for p in block.parameters():
+            p.requires_grad_(False)
+
+
+def cases_freeze(gen: torch.Generator) -> list[tuple]:
+    """k = 0, all blocks, and two in between, on models that arrive with random flags."""
+    middle = [int(torch.randint(1, 3, (1,), generator=gen)) for _ in range(2)]
+    return [(_model(gen), k) for k in (0, 3, *middle)]
+
+
+# ------------------------------------------------------------------ 01.2 prototype probe
+
+
+def ref_prototype_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
+                        test_features: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    classes = torch.unique(train_labels)
+    means = torch.stack([train_features[train_labels == c].mean(0) for c in classes])
+    return classes[torch.cdist(test_features, means).argmin(1)]
+
+
+def cases_probe(gen: torch.Generator) -> list[tuple]:
+    """Clustered features; the last case has labels that skip a class number."""
+    cases = []
+    for n_per, num_classes, dim, skip in ((5, 3, 8, False), (1, 4, 16, False), (7, 3, 5, True)):
+        centres = torch.randn(num_classes, dim, generator=gen) * 3
+        labels = torch.arange(num_classes).repeat_interleave(n_per)
+        test_labels = torch.randint(0, num_classes, (20,), generator=gen)
+        train = centres[labels] + torch.randn(len(labels), dim, generator=gen)
+        test = centres[test_labels] + torch.randn(20, dim, generator=gen) * 1.5
+        cases.append((train, labels * 2 if skip else labels, test))
+    return cases
+
+
+# --------------------------------------------------------------- 01.3 trainable by depth
+
+
+def ref_trainable_by_depth(model: Classifier) -> list[int]:
+    blocks = [m for _, m in model.backbone.named_children() if any(True for _ in m.parameters())]
+    sizes = [sum(p.numel() for p in block.parameters()) for block in blocks]
+    total = sum(p.numel() for p in model.parameters())
+    return [total - sum(sizes[:k]) for k in range(len(blocks) + 1)]
+
+
+def cases_depth(gen: torch.Generator) -> list[tuple]:
+    return [(_model(gen),) for _ in range(3)]
+
+
+# --------------------------------------------------------------- 01.4 first k per class
+
+
+def ref_first_k_per_class(labels: torch.Tensor, k: int) -> torch.Tensor:
+    chosen = [torch.nonzero(labels == c).flatten()[:k] for c in torch.unique(labels)]
+    return torch.sort(torch.cat(chosen)).values
+
+
+def cases_first_k(gen: torch.Generator) -> list[tuple]:
+    cases = []
+    for n, num_classes, k in ((30, 3, 2), (50, 5, 1), (40, 4, 6)):
+        labels = torch.arange(n) % num_classes
+        labels = labels[torch.randperm(n, generator=gen)]
+        cases.append((labels, k))
+    return cases
+
+
+QUESTIONS = [
+    Question(
+        id="01.1", function="freeze_first_k", points=2, title="freeze exactly the first k blocks",
+        cases=cases_freeze, reference=ref_freeze_first_k, observe=trainable_flags,
+        hint="count only backbone children that have parameters (the pooling block has none); "
+        "make everything trainable first, then freeze the first k of them.",
+    ),
+    Question(
+        id="01.2", function="prototype_probe", points=2, title="a closed-form probe on cached features",
+        cases=cases_probe, reference=ref_prototype_probe,
+        hint="average the features of each class that occurs in train_labels, then give every test "
+        "row the label of the nearest mean (Euclidean distance, e.g. torch.cdist) — the label "
+        "itself, not its position; return an int64 tensor.",
+    ),
+    Question(
+        id="01.3", function="trainable_by_depth", points=2, title="what trains at each freezing depth",
+        cases=cases_depth, reference=ref_trainable_by_depth,
+        hint="one number per k = 0 .. number of blocks with parameters: all parameters of the "
+        "model minus those of the first k blocks (the model may arrive partly frozen; count "
+        "what would train after freezing exactly the first k).",
+    ),
+    Question(
+        id="01.4", function="first_k_per_class", points=1, title="k labelled examples per class",
+        cases=cases_first_k, reference=ref_first_k_per_class,
+        hint="for every class, the indices of its first k occurrences; concatenate them and sort; "
+        "return an int64 tensor.",
+    ),
+    OpenQuestion(id="01.5", points=3, title="choose a strategy and defend it"),
+]
