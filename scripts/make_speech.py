@@ -47,7 +47,7 @@ ACCENTS = (
     "en-gb", "en-us", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd",
     "en-029", "en-us-nyc",
 )  # fmt: skip
-VARIANTS = (
+VARIANTS = (  # noqa: SIM905 - easier to read as one string
     "Alex Alicia Andrea Andy Annie AnxiousAndy Demonic Denis Diogo Gene Gene2 Henrique Hugo Jacky "
     "Lee Marco Mario Michael Mike Nguyen RicishayMax RicishayMax2 RicishayMax3 Storm Tweaky "
     "UniRobot adam anika anikaRobot announcer antonio aunty belinda benjamin boris caleb croak "

@@ -61,7 +61,7 @@ def test_normalization_variants_differ_as_named():
     image = _images(1)[0]
     variants = {k: t(image) for k, t in augment.normalization_variants(types.SimpleNamespace(mean=(0.5,) * 3, std=(0.25,) * 3, input_size=(3, 32, 32))).items()}
     assert set(variants) == {"matched", "no normalisation", "ImageNet statistics", "0-255, no scaling"}
-    assert 0 <= float(variants["no normalisation"].min()) and float(variants["no normalisation"].max()) <= 1
+    assert float(variants["no normalisation"].min()) >= 0 and float(variants["no normalisation"].max()) <= 1
     assert float(variants["0-255, no scaling"].max()) > 1.5
     assert torch.allclose(variants["matched"], (variants["no normalisation"] - 0.5) / 0.25, atol=1e-5)
 

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse.lr_finder import RangeTest, lr_range_test, suggest_lr
+from tlcourse.lr_finder import RangeTest, lr_range_test, smooth_losses, suggest_lr
 from tlcourse.nets import Classifier
 from tlcourse.surgery import discriminative_groups
 
@@ -104,3 +104,14 @@ def test_bad_range_and_empty_loader_are_explained():
         lr_range_test(model, [], start_lr=1.0, end_lr=1e-3)
     with pytest.raises(ValueError, match="empty"):
         lr_range_test(model, [], num_steps=3, progress=False)
+
+
+def test_smooth_losses_is_a_bias_corrected_moving_average():
+    assert smooth_losses([2.0, 2.0, 2.0], 0.9) == pytest.approx([2.0, 2.0, 2.0])  # no pull to zero
+    assert smooth_losses([1.0, 3.0], 0.5) == pytest.approx([1.0, (0.25 + 1.5) / 0.75])
+    assert smooth_losses([1.0, 5.0], 0.0) == [1.0, 5.0]
+    model, loader = toy()
+    result = lr_range_test(model, loader, num_steps=8, progress=False)
+    assert result.losses == pytest.approx(smooth_losses(result.raw_losses, 0.9))
+    with pytest.raises(ValueError, match="smoothing"):
+        smooth_losses([1.0], 1.0)

@@ -9,11 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import blobs
 from tlcourse import transfer
 from tlcourse.datasets.imagefolder import TensorImageDataset, image_folder
 from tlcourse.nets import tiny_cnn
 from tlcourse.surgery import count_parameters
+
+from helpers import blobs
 
 TINY = transfer.Budget(epochs=2, steps_per_epoch=3, batch_size=8)
 

@@ -113,7 +113,9 @@ def _source_loaders(batch_size: int, seed: int, max_train: int | None):
         per_class = max(1, max_train // len(train.classes))
         train = train.subset(splits.labels_per_class_subset(train.targets, per_class, seed))
     test = images.load_tensors(SOURCE, "test")
-    make = functools.partial(images.tensor_loader, mean=GLYPH_MEAN, std=GLYPH_STD, batch_size=batch_size)
+    make = functools.partial(
+        images.tensor_loader, mean=GLYPH_MEAN, std=GLYPH_STD, batch_size=batch_size
+    )
     return make(train, shuffle=True, seed=seed), make(test)
 
 
@@ -132,7 +134,9 @@ def train(name: str, seed: int = 0, *, out_dir: str | Path | None = None, epochs
     train_loader, test_loader = _source_loaders(recipe["batch_size"], seed, max_train)
     model = glyphnet(name, num_classes=len(train_loader.dataset.classes))
     start = time.perf_counter()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"])
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"]
+    )
     total = recipe["epochs"] * len(train_loader)
     schedule = _one_cycle(recipe["lr"], total)
     history = fit(model, train_loader, epochs=recipe["epochs"], optimizer=optimizer, device="cpu",
@@ -151,11 +155,15 @@ def train(name: str, seed: int = 0, *, out_dir: str | Path | None = None, epochs
 def _one_cycle(lr: float, total_steps: int):
     from tlcourse.callbacks import LRScheduler
 
-    return LRScheduler(lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps))
+    return LRScheduler(
+        lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps)
+    )
 
 
-def save_backbone(backbone: nn.Module, name: str, result: dict, out_dir: str | Path | None = None) -> Path:
-    """Atomically write ``backbone``'s weights (safetensors, with ``architecture`` metadata) and card."""
+def save_backbone(backbone: nn.Module, name: str, result: dict, out_dir: str | Path | None = None,
+                  write_card: bool = True) -> Path:  # fmt: skip
+    """Atomically write ``backbone``'s weights (safetensors, with ``architecture`` and ``result``
+    as metadata) and, if ``write_card``, its model card from the training ``result``."""
     from safetensors.torch import save_file
 
     from tlcourse.checkpoint import atomic_write
@@ -163,8 +171,11 @@ def save_backbone(backbone: nn.Module, name: str, result: dict, out_dir: str | P
     out = Path(out_dir) if out_dir else weights_path(name).parent
     tensors = {k: v.detach().contiguous().clone() for k, v in backbone.state_dict().items()}
     meta = {"architecture": name, **{k: str(v) for k, v in result.items()}}
-    path = atomic_write(out / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata=meta))
-    atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(model_card(name, result)))
+    path = atomic_write(
+        out / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata=meta)
+    )
+    if write_card:
+        atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(model_card(name, result)))
     return path
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import fastai.callback.progress  # noqa: F401  (progress bars and learn.no_bar)
 import fastai.callback.schedule  # noqa: F401  (fit_one_cycle, fine_tune, lr_find)
+import numpy as np
 import torch
 from fastai.data.block import CategoryBlock, DataBlock
 from fastai.data.core import DataLoaders
@@ -26,10 +27,12 @@ from fastai.learner import Learner
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy
 from fastai.torch_core import params
+from fastai.vision.augment import Resize
 from fastai.vision.data import ImageBlock
 from torch import nn
 
 from tlcourse import paths
+from tlcourse.datasets.imagefolder import image_folder
 from tlcourse.repro import pick_device
 from tlcourse.surgery import blocks
 
@@ -37,22 +40,28 @@ from tlcourse.surgery import blocks
 def task_files(root: str | os.PathLike, split: str, indices: Sequence[int] | None = None) -> list[Path]:
     """The image files of ``root/split`` in ImageFolder order (class, then name), optionally cut to ``indices``.
 
-    ``indices`` index the whole split, as ``tlcourse.tasks.ImageTask.train_indices`` returns them.
+    ``indices`` index the whole split in that order, which is also the order of
+    ``load_tensors`` and of the task's datasets (e.g. ``ImageTask.train_indices``).
     """
-    from tlcourse.datasets.imagefolder import image_folder
-
     samples = image_folder(root, split).samples
     chosen = range(len(samples)) if indices is None else indices
     return [Path(samples[int(i)][0]) for i in chosen]
 
 
+def split_targets(root: str | os.PathLike, split: str) -> np.ndarray:
+    """Class indices ``(N,)`` of every image of ``root/split``, in ImageFolder order."""
+    return np.asarray(image_folder(root, split).targets)
+
+
 def dataloaders(train_files: Sequence[Path], valid_files: Sequence[Path], *, mean: Sequence[float],
-                std: Sequence[float], batch_size: int = 64, seed: int = 0, device: str | None = None) -> DataLoaders:
+                std: Sequence[float], batch_size: int = 64, seed: int = 0, size: int | None = None,
+                device: str | None = None) -> DataLoaders:
     """fastai ``DataLoaders`` over ImageFolder files: batches ``(N, 3, H, W)`` normalised, labels ``(N,)``.
 
     Labels are the parent folder names; the split comes from the grandparent folder (``train`` /
-    ``val``); ``Normalize.from_stats(mean, std)`` uses the backbone's statistics. Runs in the main
-    process (``num_workers=0``).
+    ``val``); ``Normalize.from_stats(mean, std)`` uses the backbone's statistics; ``size`` (for
+    photos of varied sizes) resizes and centre-crops every image to ``size x size``. Runs in the
+    main process (``num_workers=0``).
     """
     if not train_files or not valid_files:
         raise ValueError("Both train_files and valid_files need images; see fastai_track.task_files.")
@@ -62,6 +71,7 @@ def dataloaders(train_files: Sequence[Path], valid_files: Sequence[Path], *, mea
         get_items=lambda _: [*map(Path, train_files), *map(Path, valid_files)],
         get_y=parent_label,
         splitter=GrandparentSplitter(train_name=Path(train_files[0]).parent.parent.name, valid_name=valid_name),
+        item_tfms=Resize(size) if size else None,
         batch_tfms=Normalize.from_stats(list(mean), list(std)),
     )
     return block.dataloaders(None, bs=batch_size, num_workers=0, seed=seed, device=pick_device(device))

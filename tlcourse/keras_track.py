@@ -93,7 +93,7 @@ class TorchBackbone(keras.layers.TorchModuleWrapper):
     def __init__(self, arch: str, module: nn.Module | None = None, input_shape: tuple[int, ...] = (3, 32, 32),
                  inference_bn: bool = True, **kwargs) -> None:
         module = module if module is not None else build_architecture(arch)
-        feature_dim = _feature_dim(module, tuple(input_shape))
+        feature_dim = feature_dim_of(module, tuple(input_shape))
         super().__init__(module, output_shape=(None, feature_dim), **kwargs)
         self.arch, self.feature_dim, self.inference_bn = arch, feature_dim, inference_bn
         self.image_shape = tuple(input_shape)
@@ -118,8 +118,8 @@ class TorchBackbone(keras.layers.TorchModuleWrapper):
 
 
 @torch.no_grad()
-def _feature_dim(module: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """Width of the features ``module`` gives for one input of ``input_shape``."""
+def feature_dim_of(module: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Width of the features ``module`` gives for one input of ``input_shape`` (one forward pass)."""
     was_training = module.training
     features = module.eval()(torch.zeros(1, *input_shape, device=next(module.parameters()).device))
     module.train(was_training)

@@ -56,6 +56,21 @@ class RangeTest:
         return fig
 
 
+def smooth_losses(losses: Sequence[float], smoothing: float = 0.9) -> list[float]:
+    """Bias-corrected exponential moving average of ``losses`` (as in Adam and fastai).
+
+    ``avg_i = smoothing * avg_{i-1} + (1 - smoothing) * loss_i`` from ``avg_0 = 0``, returned as
+    ``avg_i / (1 - smoothing ** i)`` so the first values are not pulled towards zero.
+    """
+    if not 0 <= smoothing < 1:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing}.")
+    avg, out = 0.0, []
+    for i, loss in enumerate(losses, start=1):
+        avg = smoothing * avg + (1 - smoothing) * float(loss)
+        out.append(avg / (1 - smoothing**i))
+    return out
+
+
 def suggest_lr(lrs: Sequence[float], losses: Sequence[float], method: str = "steepest") -> float:
     """Pick a learning rate from a range-test curve (rates increasing, losses smoothed).
 
@@ -127,22 +142,20 @@ def _run(model, loader, optimizer, loss_fn, device, schedule, smoothing, diverge
     ratios = [g["lr"] / max(gr["lr"] for gr in optimizer.param_groups) for g in optimizer.param_groups]
     model.train()
     set_bn_eval(model)
-    lrs, losses, raw, avg, best = [], [], [], 0.0, math.inf
+    lrs, raw, best = [], [], math.inf
     bar = progress_bar(total=len(schedule), enabled=progress, desc="lr range test")
-    for i, (lr, (x, y)) in enumerate(zip(schedule, _forever(loader))):
+    for lr, (x, y) in zip(schedule, _forever(loader)):
         for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
             group["lr"] = float(lr) * ratio
         loss = loss_fn(model(x.to(device)), y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        value = float(loss.detach())
-        avg = smoothing * avg + (1 - smoothing) * value
-        smooth = avg / (1 - smoothing ** (i + 1))  # bias-corrected moving average
-        lrs.append(float(lr)), raw.append(value), losses.append(smooth)
+        lrs.append(float(lr)), raw.append(float(loss.detach()))
+        smooth = smooth_losses(raw, smoothing)[-1]
         best = min(best, smooth)
         bar.update(1)
         if not math.isfinite(smooth) or smooth > diverge * best:
             break
     bar.close()
-    return RangeTest(lrs, losses, raw)
+    return RangeTest(lrs, smooth_losses(raw, smoothing), raw)

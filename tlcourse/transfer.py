@@ -120,7 +120,9 @@ def subset(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> Dataset:
 
 def few_labels(dataset: Dataset, labels_per_class: int, seed: int = 0) -> Dataset:
     """``labels_per_class`` examples of every class (nested across counts for one ``seed``)."""
-    return subset(dataset, splits.labels_per_class_subset(targets_of(dataset), labels_per_class, seed))
+    return subset(
+        dataset, splits.labels_per_class_subset(targets_of(dataset), labels_per_class, seed)
+    )
 
 
 def sampled_loader(dataset: Dataset, budget: Budget, seed: int = 0) -> DataLoader:
@@ -174,7 +176,14 @@ def one_cycle_fit(model: nn.Module, loader: DataLoader, budget: Budget, lr: floa
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=budget.weight_decay)
     schedule = recipes.one_cycle(budget.epochs, budget.steps_per_epoch)
-    fit(model, loader, epochs=budget.epochs, optimizer=optimizer, callbacks=[schedule], progress=False)
+    fit(
+        model,
+        loader,
+        epochs=budget.epochs,
+        optimizer=optimizer,
+        callbacks=[schedule],
+        progress=False,
+    )
 
 
 def train_scratch(make: ModelFactory, train: Dataset, num_classes: int, budget: Budget,
@@ -213,7 +222,9 @@ def test_accuracy(model: nn.Module, test: Dataset) -> float:
 # ------------------------------------------------------------------------------ experiments
 
 
-def features(make: ModelFactory, dataset: Dataset, num_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+def features(
+    make: ModelFactory, dataset: Dataset, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Cached backbone features of ``dataset``: ``(features (N, D), targets (N,))``."""
     backbone = make(num_classes).backbone
     return recipes.extract_features(backbone, eval_loader(dataset))
@@ -235,7 +246,10 @@ def labels_curve(pretrained: ModelFactory, scratch: ModelFactory, train: Dataset
     num_classes = len(np.unique(targets_of(train)))
     cache = {}
     if "linear probe" in strategies:
-        cache = {"train": features(pretrained, train, num_classes), "test": features(pretrained, test, num_classes)}
+        cache = {
+            "train": features(pretrained, train, num_classes),
+            "test": features(pretrained, test, num_classes),
+        }
     runs = [(k, s, seed) for seed in seeds for k in labels_per_class for s in strategies]
     rows = [_curve_run(k, s, seed, pretrained, scratch, train, test, budget, cache, num_classes)
             for k, s, seed in (progress(runs) if progress else runs)]  # fmt: skip
@@ -251,7 +265,13 @@ def _curve_run(k: int, strategy: str, seed: int, pretrained: ModelFactory, scrat
         accuracy = recipes.logistic_probe((feats[idx], targets[idx]), cache["test"])
     else:
         trainer = train_scratch if strategy == "scratch" else train_fine_tune
-        model = trainer(scratch if strategy == "scratch" else pretrained, subset(train, idx), num_classes, budget, seed)
+        model = trainer(
+            scratch if strategy == "scratch" else pretrained,
+            subset(train, idx),
+            num_classes,
+            budget,
+            seed,
+        )
         accuracy = test_accuracy(model, test)
     return {"labels_per_class": k, "strategy": strategy, "seed": seed, "accuracy": accuracy,
             "seconds": time.perf_counter() - start}  # fmt: skip
@@ -295,7 +315,9 @@ def transferred(source_model: Classifier) -> ModelFactory:
     return make
 
 
-def curve_table(results: pd.DataFrame, index: str = "labels_per_class", columns: str = "strategy") -> pd.DataFrame:
+def curve_table(
+    results: pd.DataFrame, index: str = "labels_per_class", columns: str = "strategy"
+) -> pd.DataFrame:
     """Mean accuracy per ``index`` x ``columns`` (averaged over seeds), for printing and plotting."""
     return results.pivot_table(index=index, columns=columns, values="accuracy", aggfunc="mean")
 
@@ -306,7 +328,11 @@ def decision_table(results: pd.DataFrame) -> pd.DataFrame:
     ``results`` has columns ``target, labels_per_class, strategy, accuracy`` (several targets'
     :func:`labels_curve` outputs concatenated, with a ``target`` column added).
     """
-    mean = results.groupby(["target", "labels_per_class", "strategy"])["accuracy"].mean().unstack("strategy")
+    mean = (
+        results.groupby(["target", "labels_per_class", "strategy"])["accuracy"]
+        .mean()
+        .unstack("strategy")
+    )
     best = mean.idxmax(axis=1)
     out = pd.DataFrame({"best": best, "best accuracy": mean.max(axis=1)})
     if "scratch" in mean:

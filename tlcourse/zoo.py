@@ -81,7 +81,9 @@ def entry(name: str) -> ZooEntry:
         return catalogue[name]
     close = difflib.get_close_matches(name, list(catalogue), n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise KeyError(f"Unknown zoo model {name!r}.{hint} See `python -m tlcourse zoo list` for all names.")
+    raise KeyError(
+        f"Unknown zoo model {name!r}.{hint} See `python -m tlcourse zoo list` for all names."
+    )
 
 
 def load_backbone(name: str) -> nn.Module:
@@ -123,9 +125,13 @@ def preprocessing(name: str) -> Callable:
 
     found = entry(name)
     if found.modality != "image":
-        raise ValueError(f"{name!r} is a {found.modality} model; preprocessing() covers image models.")
+        raise ValueError(
+            f"{name!r} is a {found.modality} model; preprocessing() covers image models."
+        )
     steps = [v2.ToImage(), *(found.resize_steps() if found.resize_steps else [])]
-    return v2.Compose([*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(found.mean, found.std)])
+    return v2.Compose(
+        [*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(found.mean, found.std)]
+    )
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -140,7 +146,9 @@ def card(name: str) -> str:
     if found.card.endswith(".md") and path.is_file():
         return path.read_text(encoding="utf-8")
     if found.card.endswith(".md"):
-        return f"# {name}\n\nNo model card yet: build it with `python -m tlcourse zoo build {name}`.\n"
+        return (
+            f"# {name}\n\nNo model card yet: build it with `python -m tlcourse zoo build {name}`.\n"
+        )
     return found.card
 
 
@@ -176,7 +184,16 @@ def format_table(catalogue: dict[str, ZooEntry]) -> str:
     rows = [header]
     for e in catalogue.values():
         n = num_params(e)
-        rows.append((e.name, e.modality, e.profile, f"{n / 1e6:.2f}M" if n else "?", size_on_disk(e), e.licence))
+        rows.append(
+            (
+                e.name,
+                e.modality,
+                e.profile,
+                f"{n / 1e6:.2f}M" if n else "?",
+                size_on_disk(e),
+                e.licence,
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -203,7 +220,9 @@ def cli_main(argv: list[str]) -> int:
     builder = sub.add_parser("build", help="train a course backbone and write its weights")
     builder.add_argument("name")
     builder.add_argument("--seed", type=int, default=0)
-    builder.add_argument("--out", default=None, help="folder for the weights (default: the package assets)")
+    builder.add_argument(
+        "--out", default=None, help="folder for the weights (default: the package assets)"
+    )
     args = parser.parse_args(argv)
     try:
         if args.command == "list":
@@ -212,7 +231,9 @@ def cli_main(argv: list[str]) -> int:
             print(card(args.name))
         else:
             result = build(args.name, args.seed, out_dir=args.out)
-            print(f"Built {args.name}: source test accuracy {result['test_accuracy']:.1%} in {result['build_seconds']:.0f} s")
+            print(
+                f"Built {args.name}: source test accuracy {result['test_accuracy']:.1%} in {result['build_seconds']:.0f} s"
+            )
     except (KeyError, ValueError) as err:
         print(f"error: {err.args[0] if err.args else err}")
         return 2

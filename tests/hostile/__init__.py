@@ -45,7 +45,9 @@ def chaos_cells(solution, exercise, ctx: Context):
     kernel, exit, and allocate far beyond the memory limit: every question keeps its points."""
     nb = copy.deepcopy(solution)
     _insert(nb, "while True:\n    pass", 4)
-    _insert(nb, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass", 6)
+    _insert(
+        nb, "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass", 6
+    )
     _insert(nb, "import os\nos._exit(3)", 8)
     _insert(nb, "import sys\nsys.exit(0)", 10)
     _insert(nb, "exit()", 12)
@@ -57,15 +59,26 @@ def chaos_functions(solution, exercise, ctx: Context):
     """00.1 right; 00.2 kills the kernel, 00.3 loops forever, 00.4 allocates 6 GB, 00.5 calls
     sys.exit: only those four questions lose their points."""
     nb = copy.deepcopy(solution)
-    _replace_function(nb, "freeze_backbone", "def freeze_backbone(model):\n    import os\n    os._exit(1)")
-    _replace_function(nb, "swap_head", "def swap_head(model, num_classes):\n    while True:\n        pass")
-    _replace_function(nb, "normalize", (
-        "import torch\n"
-        "def normalize(images, mean, std):\n"
-        "    scratch = torch.empty(6 * 2**30, dtype=torch.uint8)\n"
-        "    m = torch.tensor(mean).view(1, -1, 1, 1)\n"
-        "    return (images - m) / torch.tensor(std).view(1, -1, 1, 1)"))
-    _replace_function(nb, "accuracy", "def accuracy(logits, labels):\n    import sys\n    sys.exit(0)")
+    _replace_function(
+        nb, "freeze_backbone", "def freeze_backbone(model):\n    import os\n    os._exit(1)"
+    )
+    _replace_function(
+        nb, "swap_head", "def swap_head(model, num_classes):\n    while True:\n        pass"
+    )
+    _replace_function(
+        nb,
+        "normalize",
+        (
+            "import torch\n"
+            "def normalize(images, mean, std):\n"
+            "    scratch = torch.empty(6 * 2**30, dtype=torch.uint8)\n"
+            "    m = torch.tensor(mean).view(1, -1, 1, 1)\n"
+            "    return (images - m) / torch.tensor(std).view(1, -1, 1, 1)"
+        ),
+    )
+    _replace_function(
+        nb, "accuracy", "def accuracy(logits, labels):\n    import sys\n    sys.exit(0)"
+    )
     return nb
 
 
@@ -74,7 +87,9 @@ def vandal(solution, exercise, ctx: Context):
     overwrite / delete a file beside the submissions, delete the other submissions, touch the
     tlcourse package, kill the grader. It keeps full marks; nothing outside it changes."""
     nb = copy.deepcopy(solution)
-    _insert(nb, f"""
+    _insert(
+        nb,
+        f"""
 import os, shutil, signal
 def attempt(f):
     try:
@@ -87,7 +102,9 @@ attempt(lambda: shutil.rmtree({ctx.submissions!r}))
 attempt(lambda: os.utime({ctx.package_file!r}, (0, 0)))
 attempt(lambda: os.system("mount -o remount,rw / && touch {ctx.canary}.new"))
 attempt(lambda: os.kill({ctx.grader_pid}, signal.SIGKILL))
-""", 3)
+""",
+        3,
+    )
     return nb
 
 
@@ -95,11 +112,15 @@ def self_destruct(solution, exercise, ctx: Context):
     """Correct functions, then deletes its own scratch folder (cases and results included):
     it loses its own points, nobody else's."""
     nb = copy.deepcopy(solution)
-    _insert(nb, "import shutil, pathlib\nshutil.rmtree(pathlib.Path.cwd().parent, ignore_errors=True)", len(nb.cells))
+    _insert(
+        nb,
+        "import shutil, pathlib\nshutil.rmtree(pathlib.Path.cwd().parent, ignore_errors=True)",
+        len(nb.cells),
+    )
     return nb
 
 
-TAMPER = '''
+TAMPER = """
 import glob, json, os, builtins, torch
 import tlcourse.grading, tlcourse.grading.questions as questions, tlcourse.grading.wire as wire
 
@@ -134,10 +155,10 @@ print("student,question,points,max,message")
 print("tamper,00.1,1,1,passed all 3 cases")
 print("SCORE: 7/7")
 open("grades.csv", "w").write("tamper,00.1,1,1,passed\\n")
-'''
+"""
 
-COPYCAT = '''
-try:  # the package's reference code is hidden from graded submissions
+COPYCAT = """
+try:  # the grader spots the import of the reference code and withdraws all points
     from tlcourse.grading.sets import ch00
     count_trainable = lambda m: ch00.ref_count_trainable(m)
     freeze_backbone = lambda m: ch00.ref_freeze_backbone(m)
@@ -146,7 +167,7 @@ try:  # the package's reference code is hidden from graded submissions
     accuracy = lambda l, y: ch00.ref_accuracy(l, y)
 except ImportError as err:
     print("no reference:", err)
-'''
+"""
 
 
 def tamper_blank(solution, exercise, ctx: Context):
@@ -167,16 +188,31 @@ def copycat(solution, exercise, ctx: Context):
 def fake_output(solution, exercise, ctx: Context):
     """A wrong 00.1 that prints PASS lines and a fake gradebook: 00.1 zero, the rest full."""
     nb = copy.deepcopy(solution)
-    _replace_function(nb, "count_trainable", (
-        "def count_trainable(model):\n"
-        "    print('PASSED 00.1 count trainable parameters: all 3 cases match (1 point).')\n"
-        "    print('fake_output,00.1,1,1,passed all 3 cases')\n"
-        "    return 0"))
+    _replace_function(
+        nb,
+        "count_trainable",
+        (
+            "def count_trainable(model):\n"
+            "    print('PASSED 00.1 count trainable parameters: all 3 cases match (1 point).')\n"
+            "    print('fake_output,00.1,1,1,passed all 3 cases')\n"
+            "    return 0"
+        ),
+    )
     return nb
 
 
-BUILDERS = {f.__name__: f for f in (chaos_cells, chaos_functions, vandal, self_destruct,
-                                     tamper_blank, copycat, fake_output)}
+BUILDERS = {
+    f.__name__: f
+    for f in (
+        chaos_cells,
+        chaos_functions,
+        vandal,
+        self_destruct,
+        tamper_blank,
+        copycat,
+        fake_output,
+    )
+}
 EXPECTED = {
     "chaos_cells": FULL,
     "chaos_functions": {**ZERO, "00.1": 1},

@@ -11,7 +11,7 @@ Introduced in notebooks/01_what_is_transfer.ipynb.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ def font_dir() -> Path:
     return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _charmap(font_file: str) -> frozenset[int]:
     from matplotlib.ft2font import FT2Font
 

@@ -39,7 +39,9 @@ def _rebuild_hint(root: Path) -> str:
         name = json.loads((root / MARKER).read_text())["name"]
     except (OSError, ValueError, KeyError):
         return "or replace it with a good copy"
-    return f"or delete the folder {root} and rebuild it with `python -m tlcourse data prepare {name}`"
+    return (
+        f"or delete the folder {root} and rebuild it with `python -m tlcourse data prepare {name}`"
+    )
 
 
 def read_rgb(path: str | Path) -> Image.Image:
@@ -59,7 +61,9 @@ def _is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMG_EXTENSIONS
 
 
-def check_image_folder(root: str | Path, splits: Sequence[str] = SPLITS, *, verify: bool = False) -> list[str]:
+def check_image_folder(
+    root: str | Path, splits: Sequence[str] = SPLITS, *, verify: bool = False
+) -> list[str]:
     """Check the layout ``root/<split>/<class>/<image>`` and return the sorted class names.
 
     Raises ``FileNotFoundError`` (no folder) or :class:`ImageFolderError` (wrong layout, an
@@ -105,7 +109,9 @@ def _check_splits_present(root: Path, splits: Sequence[str]) -> None:
 
 
 def _check_classes(split_dir: Path) -> list[str]:
-    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(
+        p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+    )
     if not classes:
         raise ImageFolderError(
             f"{split_dir} has no class folders. Put each class's images in {split_dir}/<class>/."
@@ -120,7 +126,9 @@ def _check_classes(split_dir: Path) -> list[str]:
     return classes
 
 
-def image_folder(root: str | Path, split: str = "train", transform: Callable | None = None) -> ImageFolder:
+def image_folder(
+    root: str | Path, split: str = "train", transform: Callable | None = None
+) -> ImageFolder:
     """The ``split`` of the tree at ``root`` as a torchvision ``ImageFolder`` (checked first).
 
     Items are ``(transform(PIL image), class index)``; unreadable files raise a clear error.
@@ -175,11 +183,16 @@ def save_tensor_cache(root: Path, split: str, images: np.ndarray, targets: np.nd
         "images": torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
         "targets": torch.as_tensor(targets, dtype=torch.int64),
     }
-    meta = {"fingerprint": _fingerprint(root, split, len(targets)), "classes": json.dumps(list(classes))}
+    meta = {
+        "fingerprint": _fingerprint(root, split, len(targets)),
+        "classes": json.dumps(list(classes)),
+    }
     atomic_write(_cache_file(root, split), lambda tmp: save_file(tensors, str(tmp), metadata=meta))
 
 
-def load_tensors(root: str | Path, split: str = "train", transform: Callable | None = None) -> TensorImageDataset:
+def load_tensors(
+    root: str | Path, split: str = "train", transform: Callable | None = None
+) -> TensorImageDataset:
     """Decode ``root/split`` once into a :class:`TensorImageDataset` (cached as safetensors).
 
     The cache is reused while the tree's marker and image count are unchanged. All images of
@@ -207,7 +220,11 @@ def _decode_all(folder: ImageFolder) -> np.ndarray:
     arrays = [np.asarray(read_rgb(path)) for path, _ in folder.samples]
     sizes = {a.shape for a in arrays}
     if len(sizes) > 1:
-        odd = next(p for (p, _), a in zip(folder.samples, arrays, strict=True) if a.shape != arrays[0].shape)
+        odd = next(
+            p
+            for (p, _), a in zip(folder.samples, arrays, strict=True)
+            if a.shape != arrays[0].shape
+        )
         raise ImageFolderError(
             f"Images in {folder.root} differ in size ({sorted(sizes)}), e.g. {odd}. load_tensors "
             "needs one size: resize them, or use image_folder(...) with a Resize transform."
@@ -236,7 +253,9 @@ def tensor_loader(dataset: TensorImageDataset, mean: Sequence[float], std: Seque
     must have no transform of its own. Shuffling is repeatable from ``seed``.
     """
     if dataset.transform is not None:
-        raise ValueError("tensor_loader normalises batches itself: build the dataset with transform=None.")
+        raise ValueError(
+            "tensor_loader normalises batches itself: build the dataset with transform=None."
+        )
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       num_workers=0, collate_fn=_NormalizeBatch(mean, std))  # fmt: skip

@@ -14,7 +14,9 @@ from numpy.typing import ArrayLike
 def _as_labels(targets: ArrayLike) -> np.ndarray:
     labels = np.asarray(targets.tolist() if hasattr(targets, "tolist") else targets)
     if labels.ndim != 1:
-        raise ValueError(f"targets must be one class label per example (1-D); got shape {labels.shape}.")
+        raise ValueError(
+            f"targets must be one class label per example (1-D); got shape {labels.shape}."
+        )
     return labels
 
 
@@ -43,7 +45,9 @@ def labels_per_class_subset(targets: ArrayLike, k: int, seed: int = 0) -> np.nda
     return np.sort(np.concatenate(chosen))
 
 
-def stratified_split(targets: ArrayLike, fractions: Sequence[float], seed: int = 0) -> list[np.ndarray]:
+def stratified_split(
+    targets: ArrayLike, fractions: Sequence[float], seed: int = 0
+) -> list[np.ndarray]:
     """Split indices into parts of the given ``fractions`` (summing to 1), stratified by class.
 
     Returns one sorted index array per fraction; the parts are disjoint and cover every index.

@@ -145,7 +145,7 @@ class Grader:
         self.isolate = namespaces_available() if isolate is None else isolate
         self.seed = seed
         repo = exercise.resolve().parent.parent
-        self.hidden = [PACKAGE_DIR / "grading" / "sets", repo / "solutions", repo / ".git"]
+        self.hidden = [repo / "solutions", repo / ".git"]
 
     def grade(self, student: str, path: Path | None) -> Report:
         """Grade one submission; never raises for anything the submission does."""
@@ -158,6 +158,7 @@ class Grader:
         else:
             report.answers = open_answers(nb, self.questions)
             self._grade_notebook(report, nb, path.parent)
+            _withdraw_if_copied(report, code_cells(nb))
         report.seconds = time.monotonic() - start
         return report
 
@@ -251,6 +252,20 @@ class Grader:
         for q in self.questions:
             points = "" if isinstance(q, OpenQuestion) else 0
             report.rows.append(Row(report.student, q.id, points, q.points, message))
+
+
+REFERENCE_PATTERN = re.compile(r"grading\s*\.\s*sets|grading\s+import\s+sets|solutions/\d\d_")
+
+
+def _withdraw_if_copied(report: Report, cells: list[str]) -> None:
+    """Zero every auto-graded question of a submission that imports the package's reference
+    implementations (``tlcourse.grading.sets``) or reads the solution notebooks."""
+    if any(REFERENCE_PATTERN.search(source) for source in cells):
+        note = "uses the package's reference implementations (tlcourse.grading.sets); all points withdrawn"
+        report.notes.append(note)
+        for row in report.rows:
+            if isinstance(row.points, int):
+                row.points, row.message = 0, note
 
 
 def _expected(question: Question, args: tuple) -> Any:

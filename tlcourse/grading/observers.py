@@ -2,8 +2,9 @@
 
 An observer is ``observe(result, args) -> plain data`` (``int``, ``float``, ``bool``, ``str``,
 ``None``, ``torch.Tensor``, lists and dicts of them). The batch grader runs it *inside the
-submission's kernel*, where the question sets (and their reference code) are hidden, so
-observers live here, not in ``sets/chNN.py``. Keep them small and structural.
+submission's kernel* (imported by ``module:qualname``), so it must be a module-level function;
+generic ones live here, chapter-specific ones may sit in ``sets/chNN.py``. Keep them small and
+structural: whatever they return is checked with strict types in the grader's process.
 
 Introduced in exercises/00_warmup.ipynb.
 """

@@ -7,7 +7,8 @@ A chapter's question set is a module ``tlcourse/grading/sets/chNN.py`` holding
 * ``cases(gen) -> list[tuple]``: the positional arguments of each test call, built from a
   ``torch.Generator`` (the inline check uses a fixed seed, the batch grader a secret one);
 * ``reference(*args)``: the reference implementation (kept in the package, never in notebooks);
-* ``observe(result, args)`` (from :mod:`tlcourse.grading.observers`): turns what a call returned (and the arguments, for functions that
+* ``observe(result, args)`` (generic ones in :mod:`tlcourse.grading.observers`, or your own
+  module-level function in the set module): turns what a call returned (and the arguments, for functions that
   modify a model in place) into *plain data*: ``int``, ``float``, ``bool``, ``str``, ``None``,
   ``torch.Tensor`` and lists / dicts of them. Default: the returned value itself;
 * ``compare(got, expected) -> str | None``: ``None`` when they match, else a short message that
@@ -64,12 +65,6 @@ class Question:
             raise QuestionError(f"Question {self.id}: function {self.function!r} is no identifier.")
         if self.compare is None:
             object.__setattr__(self, "compare", same)
-        if self.observe.__module__.startswith("tlcourse.grading.sets"):
-            raise QuestionError(
-                f"Question {self.id}: observers run in the graded kernel, where "
-                f"the sets are hidden; put {self.observe.__name__} in "
-                "tlcourse/grading/observers.py"
-            )
 
     @property
     def observer_path(self) -> str:

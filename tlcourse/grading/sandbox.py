@@ -10,8 +10,8 @@ Layers, outermost first:
    submissions or the gradebook), and the kernel runs in a nested user namespace so it cannot
    undo those mounts. When the PID namespace's first process dies, the kernel dies.
 3. Inside, ``stage2`` starts a Jupyter kernel with nbclient, runs the code cells one at a time
-   (a timed-out cell is interrupted; a dead or stuck kernel is restarted, the cells that worked
-   are replayed and a cell that met a dead kernel is tried once more), then asks the kernel to run the learner's functions on the grader's
+   (a timed-out cell is interrupted; a dead or stuck kernel is restarted and the cells that
+   worked are replayed), then asks the kernel to run the learner's functions on the grader's
    cases (:func:`tlcourse.grading.wire.harvest`). Outputs are discarded, never parsed.
 
 ``python -m tlcourse.grading.sandbox stage1|stage2 JOB.json`` are internal entry points.
@@ -37,6 +37,11 @@ from typing import Any
 
 MARKER_ENV = "TLCOURSE_SANDBOX"
 MAX_RESTARTS = 6
+BOOTSTRAP = (  # run before the cells, with the start-up time limit: torch is imported once here
+    "import torch, tlcourse.grading.wire, tlcourse.grading.observers\n"
+    "get_ipython().ask_exit = lambda *args, **kwargs: None  # exit() must not end grading"
+)
+STARTUP_TIMEOUT_S = 120.0
 PASS_ENV = ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH", "CUDA_VISIBLE_DEVICES", "TZ")
 UNSHARE = [
     "unshare",
@@ -166,8 +171,8 @@ def kill_marked(nonce: str) -> int:
 
 
 def stage1(job_path: Path) -> None:
-    """In the new namespaces: hide the job's ``hide`` folders (the question sets with their
-    reference code, the solutions), make every mount read-only except the sandbox root, then
+    """In the new namespaces: hide the job's ``hide`` folders (the solution notebooks and the
+    git history), make every mount read-only except the sandbox root, then
     exec stage 2 in a nested user namespace (which cannot undo the mounts)."""
     job = json.loads(job_path.read_text())
     root = Path(job["root"])
@@ -231,7 +236,7 @@ class _Runner:
         self.ok_cells: list[int] = []
 
     def start(self) -> None:
-        from jupyter_client.manager import KernelManager
+        from jupyter_client.manager import AsyncKernelManager
         from nbclient import NotebookClient
         from nbformat.v4 import new_code_cell, new_notebook
 
@@ -239,7 +244,7 @@ class _Runner:
             def output(self, outs, msg, display_id, cell_index):  # discard all outputs
                 return None
 
-        km = KernelManager(kernel_name="python3", transport="ipc")
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc")
         km.ip = str(Path(self.job["root"]) / "runtime" / "kernel")
         self.client = Quiet(
             new_notebook(cells=[new_code_cell("")]),
@@ -247,7 +252,7 @@ class _Runner:
             timeout=self.timeout,
             allow_errors=True,
             interrupt_on_timeout=True,
-            startup_timeout=120,
+            startup_timeout=STARTUP_TIMEOUT_S,
             shutdown_kernel="immediate",
             error_on_timeout={"ename": "Timeout", "evalue": "cell ran too long"},
             resources={"metadata": {"path": self.job["work"]}},
@@ -255,6 +260,7 @@ class _Runner:
         self.client.on_cell_executed = self._on_executed
         self.context = self.client.setup_kernel()
         self.context.__enter__()
+        self.execute(BOOTSTRAP, timeout=STARTUP_TIMEOUT_S)
 
     def shutdown(self) -> None:
         if self.client is not None:
@@ -285,6 +291,12 @@ class _Runner:
         """Does the kernel still answer (after a timeout or a crash)?"""
         return self.execute("pass", timeout=min(10.0, self.timeout))[0] == "ok"
 
+    def process_alive(self) -> bool:
+        """Is the kernel process still running (cheap, no message)?"""
+        from jupyter_core.utils import run_sync
+
+        return self.client is not None and bool(run_sync(self.client.km.is_alive)())
+
     def run(self) -> None:
         start = time.monotonic()
         self.start()
@@ -294,34 +306,49 @@ class _Runner:
         for qid, function, observer in self.job["questions"]:
             self._harvest(qid, function, observer)
 
-    def _run_cell(self, index: int, source: str, retry: bool = True) -> None:
+    def _run_cell(self, index: int, source: str) -> None:
+        if not self.process_alive():
+            self._restart()
         start = time.monotonic()
         state, ename, evalue = self.execute(source)
-        self.status["cells"].append({"index": index, "status": state, "ename": ename,
-                                     "evalue": (evalue or "")[:200],
-                                     "seconds": round(time.monotonic() - start, 2)})
+        self.status["cells"].append(
+            {
+                "index": index,
+                "status": state,
+                "ename": ename,
+                "evalue": (evalue or "")[:200],
+                "seconds": round(time.monotonic() - start, 2),
+            }
+        )
+        _write_json(Path(self.job["io"]) / "status.json", self.status)
         if state == "ok":
             self.ok_cells.append(index)
-        elif not self.alive():
+        elif state == "dead" or not self.alive():
             self._restart()
-            if state == "dead" and retry:  # the kernel may have died before this cell began
-                self._run_cell(index, source, retry=False)
 
     def _restart(self) -> None:
-        """Start a fresh kernel and replay the cells that ran fine."""
-        self.status["restarts"] += 1
-        self.shutdown()
-        if self.status["restarts"] > MAX_RESTARTS:
-            raise RuntimeError("kernel died too often")
-        self.start()
-        for index in self.ok_cells:
-            self.execute(self.job["cells"][index])
+        """Start a fresh kernel and replay the cells that ran fine; a replayed cell that kills
+        the kernel again is dropped (e.g. one that ends the kernel after returning)."""
+        while True:
+            _log("restarting the kernel")
+            self.status["restarts"] += 1
+            if self.status["restarts"] > MAX_RESTARTS:
+                raise RuntimeError("kernel died too often")
+            self.shutdown()
+            self.start()
+            replay = [(i, self.execute(self.job["cells"][i])[0]) for i in self.ok_cells]
+            killers = [i for i, state in replay if state == "dead"][:1]
+            if not killers and self.process_alive():
+                return
+            self.ok_cells.remove(killers[0] if killers else self.ok_cells[-1])
 
     def _harvest(self, qid: str, function: str, observer: str) -> None:
         code = (
             f"from tlcourse.grading.wire import harvest as _tlc_harvest\n"
             f"_tlc_harvest({self.job['io']!r}, {qid!r}, {function!r}, globals(), {observer!r})"
         )
+        if not self.process_alive():
+            self._restart()
         start = time.monotonic()
         state, ename, evalue = self.execute(code)
         self.status["questions"][qid] = {
@@ -330,7 +357,8 @@ class _Runner:
             "evalue": (evalue or "")[:200],
             "seconds": round(time.monotonic() - start, 2),
         }
-        if state != "ok" and not self.alive():
+        _write_json(Path(self.job["io"]) / "status.json", self.status)
+        if state == "dead" or (state != "ok" and not self.alive()):
             self._restart()
 
 

@@ -106,8 +106,7 @@ def _reject_constant(name: str) -> Any:
 def harvest(io_dir: str, qid: str, name: str, namespace: dict, observer: str) -> None:
     """Kernel side: run ``namespace[name]`` on the grader's cases for ``qid``; dump what it gave.
 
-    ``observer`` is ``"module:qualname"`` (the question sets themselves are hidden in the
-    kernel). Writes ``io_dir/result_<qid>`` = ``{"outcomes": [{"ok", "value" | "error"}...],
+    ``observer`` is ``"module:qualname"`` of the question's observer. Writes ``io_dir/result_<qid>`` = ``{"outcomes": [{"ok", "value" | "error"}...],
     "origin": file of the function's code}``.
     """
     import importlib

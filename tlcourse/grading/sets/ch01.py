@@ -8,8 +8,6 @@ Introduced in exercises/01_what_is_transfer.ipynb.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from tlcourse.grading.observers import trainable_flags
@@ -48,7 +46,7 @@ def cases_freeze(gen: torch.Generator) -> list[tuple]:
     return [(_model(gen), k) for k in (0, 3, *middle)]
 
 
-# ------------------------------------------------------------------ 01.2 prototype probe
+# ------------------------------------------------------------------ 01.3 prototype probe
 
 
 def ref_prototype_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
@@ -71,7 +69,7 @@ def cases_probe(gen: torch.Generator) -> list[tuple]:
     return cases
 
 
-# --------------------------------------------------------------- 01.3 trainable by depth
+# --------------------------------------------------------------- 01.2 trainable by depth
 
 
 def ref_trainable_by_depth(model: Classifier) -> list[int]:
@@ -104,28 +102,45 @@ def cases_first_k(gen: torch.Generator) -> list[tuple]:
 
 QUESTIONS = [
     Question(
-        id="01.1", function="freeze_first_k", points=2, title="freeze exactly the first k blocks",
-        cases=cases_freeze, reference=ref_freeze_first_k, observe=trainable_flags,
+        id="01.1",
+        function="freeze_first_k",
+        points=2,
+        title="freeze exactly the first k blocks",
+        cases=cases_freeze,
+        reference=ref_freeze_first_k,
+        observe=trainable_flags,
         hint="count only backbone children that have parameters (the pooling block has none); "
         "make everything trainable first, then freeze the first k of them.",
     ),
     Question(
-        id="01.2", function="prototype_probe", points=2, title="a closed-form probe on cached features",
-        cases=cases_probe, reference=ref_prototype_probe,
-        hint="average the features of each class that occurs in train_labels, then give every test "
-        "row the label of the nearest mean (Euclidean distance, e.g. torch.cdist) — the label "
-        "itself, not its position; return an int64 tensor.",
-    ),
-    Question(
-        id="01.3", function="trainable_by_depth", points=2, title="what trains at each freezing depth",
-        cases=cases_depth, reference=ref_trainable_by_depth,
+        id="01.2",
+        function="trainable_by_depth",
+        points=2,
+        title="what trains at each freezing depth",
+        cases=cases_depth,
+        reference=ref_trainable_by_depth,
         hint="one number per k = 0 .. number of blocks with parameters: all parameters of the "
         "model minus those of the first k blocks (the model may arrive partly frozen; count "
         "what would train after freezing exactly the first k).",
     ),
     Question(
-        id="01.4", function="first_k_per_class", points=1, title="k labelled examples per class",
-        cases=cases_first_k, reference=ref_first_k_per_class,
+        id="01.3",
+        function="prototype_probe",
+        points=2,
+        title="a closed-form probe on cached features",
+        cases=cases_probe,
+        reference=ref_prototype_probe,
+        hint="average the features of each class that occurs in train_labels, then give every test "
+        "row the label of the nearest mean (Euclidean distance, e.g. torch.cdist) — the label "
+        "itself, not its position; return an int64 tensor.",
+    ),
+    Question(
+        id="01.4",
+        function="first_k_per_class",
+        points=1,
+        title="k labelled examples per class",
+        cases=cases_first_k,
+        reference=ref_first_k_per_class,
         hint="for every class, the indices of its first k occurrences; concatenate them and sort; "
         "return an int64 tensor.",
     ),
