@@ -36,6 +36,9 @@ def test_cli_check_mode_reports_up_to_date(capsys, monkeypatch):
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_exercise_contains_no_solution(path):
+    assert (ROOT / "exercises" / path.name).exists(), (
+        f"run `python -m tlcourse release` ({path.name})"
+    )
     solution = nbformat.read(path, as_version=4)
     exercise = nbformat.read(ROOT / "exercises" / path.name, as_version=4)
     for sol_cell, ex_cell in zip(solution.cells, exercise.cells, strict=True):

@@ -27,7 +27,9 @@ def toy(seed: int = 0) -> tuple[nn.Module, DataLoader]:
 
 def test_rates_grow_geometrically_and_the_loader_is_cycled():
     model, loader = toy()
-    result = lr_range_test(model, loader, start_lr=1e-5, end_lr=1e-1, num_steps=20, diverge=1e9, progress=False)
+    result = lr_range_test(
+        model, loader, start_lr=1e-5, end_lr=1e-1, num_steps=20, diverge=1e9, progress=False
+    )
     assert len(result.lrs) == 20 > len(loader)  # 4 batches per pass, cycled
     assert result.lrs[0] == pytest.approx(1e-5) and result.lrs[-1] == pytest.approx(1e-1)
     ratios = np.diff(np.log(result.lrs))
@@ -47,7 +49,9 @@ def test_model_and_optimizer_are_restored():
 def test_stops_when_the_loss_explodes():
     model, loader = toy()
     opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    result = lr_range_test(model, loader, start_lr=1e-3, end_lr=1e4, num_steps=100, optimizer=opt, progress=False)
+    result = lr_range_test(
+        model, loader, start_lr=1e-3, end_lr=1e4, num_steps=100, optimizer=opt, progress=False
+    )
     assert len(result.lrs) < 100
     assert result.losses[-1] > 4 * min(result.losses) or not np.isfinite(result.losses[-1])
 
@@ -91,7 +95,10 @@ def test_suggest_lr_on_a_known_curve():
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(([1e-3, 1e-2, 1e-1], [1, 0.5, 2], "valley"), "Unknown method"), (([1e-3, 1e-2], [1, 0.5]), ">= 3")],
+    [
+        (([1e-3, 1e-2, 1e-1], [1, 0.5, 2], "valley"), "Unknown method"),
+        (([1e-3, 1e-2], [1, 0.5]), ">= 3"),
+    ],
 )
 def test_suggest_lr_rejects_bad_input(args, message):
     with pytest.raises(ValueError, match=message):

@@ -18,7 +18,9 @@ CLASSES = ("abyssinian", "beagle", "pug")
 TO_FLOAT = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Resize((16, 16))])
 
 
-def fake_tree(root: Path, per_split: tuple[int, int, int] = (6, 2, 3), varied: bool = False) -> Path:
+def fake_tree(
+    root: Path, per_split: tuple[int, int, int] = (6, 2, 3), varied: bool = False
+) -> Path:
     """An ImageFolder tree ``root/{train,val,test}/<class>/*.png`` of small random images."""
     rng = np.random.default_rng(0)
     for split, count in zip(("train", "val", "test"), per_split, strict=True):
@@ -26,7 +28,9 @@ def fake_tree(root: Path, per_split: tuple[int, int, int] = (6, 2, 3), varied: b
             folder = root / split / c
             folder.mkdir(parents=True)
             for i in range(count):
-                h, w = (int(rng.integers(20, 40)), int(rng.integers(20, 40))) if varied else (32, 32)
+                h, w = (
+                    (int(rng.integers(20, 40)), int(rng.integers(20, 40))) if varied else (32, 32)
+                )
                 pixels = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
                 Image.fromarray(pixels).save(folder / f"{i:03d}.png")
     return root
@@ -48,7 +52,9 @@ def test_train_indices_are_seeded_balanced_and_nested():
     idx = task.train_indices(targets, "quick")
     assert np.array_equal(idx, task.train_indices(targets, "quick"))
     assert np.bincount(targets[idx]).tolist() == [3, 3, 3, 3]
-    bigger = ImageTask("glyphs-greek", labels_per_class=5, backbone="x", seed=1).train_indices(targets, "quick")
+    bigger = ImageTask("glyphs-greek", labels_per_class=5, backbone="x", seed=1).train_indices(
+        targets, "quick"
+    )
     assert set(idx) <= set(bigger)
     assert len(task.train_indices(targets, "full")) == len(targets)  # full: every image
 
@@ -69,7 +75,9 @@ def test_default_transform_is_the_backbones_preprocessing(tmp_path, monkeypatch)
     root = fake_tree(tmp_path / "glyphs")
     monkeypatch.setattr(images, "prepare", lambda name, **kw: root)
     asked = []
-    monkeypatch.setattr(tasks, "_preprocessing", lambda name: asked.append(name) or (lambda x: x.float()))
+    monkeypatch.setattr(
+        tasks, "_preprocessing", lambda name: asked.append(name) or (lambda x: x.float())
+    )
     data = ImageTask("glyphs-greek", labels_per_class=2, backbone="my-net").load("quick")
     assert asked == ["my-net"] and data.test[0][0].dtype == torch.float32
 
@@ -81,7 +89,9 @@ def test_full_profile_reads_pets_from_disk_through_the_same_call(tmp_path, monke
     assert data.classes == list(CLASSES)
     assert (len(data.train), len(data.val), len(data.test)) == (18, 6, 9)
     assert data.train[5][0].shape == (3, 16, 16)
-    capped = ImageTask("glyphs-greek", 20, "x", full_labels_per_class=2).load("full", transform=TO_FLOAT)
+    capped = ImageTask("glyphs-greek", 20, "x", full_labels_per_class=2).load(
+        "full", transform=TO_FLOAT
+    )
     assert len(capped.train) == 6 and sorted(capped.train.targets) == [0, 0, 1, 1, 2, 2]
     assert capped.train.classes == list(CLASSES)
 
@@ -90,7 +100,9 @@ def test_train_transform_applies_to_train_only(tmp_path, monkeypatch):
     root = fake_tree(tmp_path / "glyphs")
     monkeypatch.setattr(images, "prepare", lambda name, **kw: root)
     plain = v2.ToDtype(torch.float32, scale=True)
-    data = ImageTask("glyphs-greek", 2, "x").load("quick", transform=plain, train_transform=lambda x: torch.zeros(1))
+    data = ImageTask("glyphs-greek", 2, "x").load(
+        "quick", transform=plain, train_transform=lambda x: torch.zeros(1)
+    )
     assert data.train[0][0].shape == (1,) and data.val[0][0].shape == (3, 32, 32)
 
 

@@ -139,3 +139,35 @@ def test_full_profile_path_on_a_fake_image_folder(tmp_path):
     assert len(df) == 3
     assert len(transfer.few_labels(train, 3)) == 6
     assert transfer.shuffled_labels(train)[0][0].shape == (3, 8, 8)
+
+
+# ---------------------------------------------------------------------------------- claims
+# The chapter's key numbers, measured on the quick-profile data with the shipped course backbone
+# and the notebook's budget (one seed; thresholds leave a margin for other machines).
+
+QUICK = transfer.Budget(epochs=4, steps_per_epoch=20, batch_size=32, lr=1e-2, scratch_lr=3e-3)
+
+
+@pytest.fixture(scope="module")
+def course():
+    from tlcourse import zoo
+
+    pre = zoo.preprocessing("glyphnet-s")
+    split = functools.partial(transfer.load_split, transform=pre)
+    return {
+        "pretrained": functools.partial(zoo.load, "glyphnet-s"),
+        "scratch": functools.partial(zoo.load, "glyphnet-s", pretrained=False),
+        "train": split("glyphs-digits", "train"),
+        "test": transfer.few_labels(split("glyphs-digits", "test"), 100),
+        "far_train": split("sklearn-digits", "train"),
+        "far_test": split("sklearn-digits", "test"),
+    }
+
+
+@pytest.mark.claims
+def test_claim_transfer_beats_scratch_by_15_points_at_5_labels(course):
+    c = course
+    df = transfer.labels_curve(c["pretrained"], c["scratch"], c["train"], c["test"], (5,), QUICK)
+    acc = df.set_index("strategy")["accuracy"]
+    assert acc["fine-tune"] - acc["scratch"] >= 0.15, acc.to_dict()
+    assert acc["linear probe"] - acc["scratch"] >= 0.15, acc.to_dict()

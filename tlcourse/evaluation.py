@@ -19,8 +19,12 @@ from matplotlib.figure import Figure
 from tlcourse.plots import image_grid
 
 
-def most_confident_mistakes(logits: torch.Tensor, targets: torch.Tensor, k: int = 16,
-                            class_names: Sequence[str] | None = None) -> pd.DataFrame:
+def most_confident_mistakes(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    k: int = 16,
+    class_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The ``k`` wrong predictions with the highest softmax confidence, most confident first.
 
     Args:
@@ -31,24 +35,33 @@ def most_confident_mistakes(logits: torch.Tensor, targets: torch.Tensor, k: int 
     ``predicted``, ``confidence`` (probability of the predicted class) and ``p_true``.
     """
     if logits.ndim != 2 or len(logits) != len(targets):
-        raise ValueError(f"Need logits (N, C) and targets (N,); got {tuple(logits.shape)} and {tuple(targets.shape)}.")
+        raise ValueError(
+            f"Need logits (N, C) and targets (N,); got {tuple(logits.shape)} and {tuple(targets.shape)}."
+        )
     probs = logits.detach().float().softmax(-1).cpu()
     targets = torch.as_tensor(targets).cpu()
     confidence, predicted = probs.max(-1)
     wrong = torch.nonzero(predicted != targets).flatten()
     order = wrong[confidence[wrong].argsort(descending=True)][:k]
     name = (lambda i: class_names[i]) if class_names is not None else (lambda i: i)
-    return pd.DataFrame({
-        "index": order.tolist(),
-        "true": [name(int(targets[i])) for i in order],
-        "predicted": [name(int(predicted[i])) for i in order],
-        "confidence": confidence[order].tolist(),
-        "p_true": probs[order, targets[order]].tolist(),
-    })
+    return pd.DataFrame(
+        {
+            "index": order.tolist(),
+            "true": [name(int(targets[i])) for i in order],
+            "predicted": [name(int(predicted[i])) for i in order],
+            "confidence": confidence[order].tolist(),
+            "p_true": probs[order, targets[order]].tolist(),
+        }
+    )
 
 
-def mistakes_grid(dataset, mistakes: pd.DataFrame, ncols: int = 8, mean: Sequence[float] | None = None,
-                  std: Sequence[float] | None = None) -> Figure:
+def mistakes_grid(
+    dataset,
+    mistakes: pd.DataFrame,
+    ncols: int = 8,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> Figure:
     """Show the images of ``mistakes`` (from :func:`most_confident_mistakes`) titled ``true→pred p``.
 
     ``dataset[i]`` must return ``(image (C, H, W), label)``; pass the ``mean``/``std`` the
@@ -57,6 +70,10 @@ def mistakes_grid(dataset, mistakes: pd.DataFrame, ncols: int = 8, mean: Sequenc
     if mistakes.empty:
         raise ValueError("No mistakes to show: the model got every example right.")
     images = torch.stack([dataset[int(i)][0] for i in mistakes["index"]])
-    titles = [f"{t}→{p}\n{c:.2f}" for t, p, c in zip(mistakes["true"], mistakes["predicted"],
-                                                        mistakes["confidence"], strict=True)]
+    titles = [
+        f"{t}→{p}\n{c:.2f}"
+        for t, p, c in zip(
+            mistakes["true"], mistakes["predicted"], mistakes["confidence"], strict=True
+        )
+    ]
     return image_grid(images, titles, ncols=min(ncols, len(images)), mean=mean, std=std)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import fastai.callback.progress  # noqa: F401  (progress bars and learn.no_bar)
 import fastai.callback.schedule  # noqa: F401  (fit_one_cycle, fine_tune, lr_find)
+import fastai.vision.learner  # noqa: F401  (plot_top_losses / show_results for images)
 import numpy as np
-import torch
 from fastai.data.block import CategoryBlock, DataBlock
 from fastai.data.core import DataLoaders
 from fastai.data.transforms import GrandparentSplitter, Normalize, parent_label
@@ -37,7 +37,9 @@ from tlcourse.repro import pick_device
 from tlcourse.surgery import blocks
 
 
-def task_files(root: str | os.PathLike, split: str, indices: Sequence[int] | None = None) -> list[Path]:
+def task_files(
+    root: str | os.PathLike, split: str, indices: Sequence[int] | None = None
+) -> list[Path]:
     """The image files of ``root/split`` in ImageFolder order (class, then name), optionally cut to ``indices``.
 
     ``indices`` index the whole split in that order, which is also the order of
@@ -53,9 +55,17 @@ def split_targets(root: str | os.PathLike, split: str) -> np.ndarray:
     return np.asarray(image_folder(root, split).targets)
 
 
-def dataloaders(train_files: Sequence[Path], valid_files: Sequence[Path], *, mean: Sequence[float],
-                std: Sequence[float], batch_size: int = 64, seed: int = 0, size: int | None = None,
-                device: str | None = None) -> DataLoaders:
+def dataloaders(
+    train_files: Sequence[Path],
+    valid_files: Sequence[Path],
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int = 64,
+    seed: int = 0,
+    size: int | None = None,
+    device: str | None = None,
+) -> DataLoaders:
     """fastai ``DataLoaders`` over ImageFolder files: batches ``(N, 3, H, W)`` normalised, labels ``(N,)``.
 
     Labels are the parent folder names; the split comes from the grandparent folder (``train`` /
@@ -64,17 +74,23 @@ def dataloaders(train_files: Sequence[Path], valid_files: Sequence[Path], *, mea
     main process (``num_workers=0``).
     """
     if not train_files or not valid_files:
-        raise ValueError("Both train_files and valid_files need images; see fastai_track.task_files.")
+        raise ValueError(
+            "Both train_files and valid_files need images; see fastai_track.task_files."
+        )
     valid_name = Path(valid_files[0]).parent.parent.name
     block = DataBlock(
         blocks=(ImageBlock, CategoryBlock),
         get_items=lambda _: [*map(Path, train_files), *map(Path, valid_files)],
         get_y=parent_label,
-        splitter=GrandparentSplitter(train_name=Path(train_files[0]).parent.parent.name, valid_name=valid_name),
+        splitter=GrandparentSplitter(
+            train_name=Path(train_files[0]).parent.parent.name, valid_name=valid_name
+        ),
         item_tfms=Resize(size) if size else None,
         batch_tfms=Normalize.from_stats(list(mean), list(std)),
     )
-    return block.dataloaders(None, bs=batch_size, num_workers=0, seed=seed, device=pick_device(device))
+    return block.dataloaders(
+        None, bs=batch_size, num_workers=0, seed=seed, device=pick_device(device)
+    )
 
 
 def backbone_head_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -91,8 +107,14 @@ def block_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     return [params(block) for _, block in blocks(model)] + [params(model.head)]
 
 
-def learner(dls: DataLoaders, model: nn.Module, *, splitter=backbone_head_splitter,
-            path: str | os.PathLike | None = None, train_bn: bool = True) -> Learner:
+def learner(
+    dls: DataLoaders,
+    model: nn.Module,
+    *,
+    splitter=backbone_head_splitter,
+    path: str | os.PathLike | None = None,
+    train_bn: bool = True,
+) -> Learner:
     """A fastai ``Learner`` for a course :class:`~tlcourse.nets.Classifier` with cross-entropy and accuracy.
 
     ``path`` is where fastai keeps temporary files (``lr_find`` saves the weights there):
@@ -101,11 +123,20 @@ def learner(dls: DataLoaders, model: nn.Module, *, splitter=backbone_head_splitt
     """
     n_out = model.head.out_features if isinstance(model.head, nn.Linear) else None
     if n_out is not None and n_out != dls.c:
-        raise ValueError(f"The model's head has {n_out} outputs but the data has {dls.c} classes; "
-                         f"use surgery.replace_head(model, {dls.c}) or zoo.load(name, num_classes={dls.c}).")
+        raise ValueError(
+            f"The model's head has {n_out} outputs but the data has {dls.c} classes; "
+            f"use surgery.replace_head(model, {dls.c}) or zoo.load(name, num_classes={dls.c})."
+        )
     folder = Path(path) if path is not None else paths.cache_dir("fastai")
-    return Learner(dls, model, loss_func=CrossEntropyLossFlat(), splitter=splitter, metrics=accuracy,
-                   path=folder, train_bn=train_bn)
+    return Learner(
+        dls,
+        model,
+        loss_func=CrossEntropyLossFlat(),
+        splitter=splitter,
+        metrics=accuracy,
+        path=folder,
+        train_bn=train_bn,
+    )
 
 
 def test_accuracy(learn: Learner, files: Sequence[Path]) -> float:
@@ -118,4 +149,6 @@ def test_accuracy(learn: Learner, files: Sequence[Path]) -> float:
 
 def trainable_per_group(learn: Learner) -> list[int]:
     """Trainable parameter elements in each of the learner's parameter groups (after ``freeze``/``unfreeze``)."""
-    return [sum(p.numel() for p in group if p.requires_grad) for group in learn.splitter(learn.model)]
+    return [
+        sum(p.numel() for p in group if p.requires_grad) for group in learn.splitter(learn.model)
+    ]

@@ -52,9 +52,6 @@ _require_torch_backend()
 
 import keras  # noqa: E402  (the backend must be chosen first)
 
-ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {}
-"""Extra architectures :class:`TorchBackbone` may rebuild by name (besides the zoo's image entries)."""
-
 
 def build_architecture(arch: str) -> nn.Module:
     """A backbone ``nn.Module`` with *random* weights for ``arch``: a zoo name or ``"tiny-cnn"``.
@@ -65,16 +62,37 @@ def build_architecture(arch: str) -> nn.Module:
         from tlcourse.nets import tiny_cnn
 
         return tiny_cnn(num_classes=1, width=8).backbone
-    if arch in ARCHITECTURES:
-        return ARCHITECTURES[arch]()
     from tlcourse import zoo
 
     try:
         entry = zoo.entry(arch)
     except KeyError as err:
-        raise KeyError(f"Unknown backbone architecture {arch!r}: use an image zoo name "
-                       "(python -m tlcourse zoo list) or 'tiny-cnn'.") from err
+        raise KeyError(
+            f"Unknown backbone architecture {arch!r}: use an image zoo name "
+            "(python -m tlcourse zoo list) or 'tiny-cnn'."
+        ) from err
     return entry.build(1).backbone
+
+
+def check_architecture(arch: str, module: nn.Module) -> None:
+    """Raise ``ValueError`` if ``module``'s weights do not fit architecture ``arch`` (which a reload rebuilds).
+
+    Names outside the allow-list pass unchecked (such a layer trains and exports, but its
+    ``.keras`` file cannot be reloaded).
+    """
+    try:
+        reference = build_architecture(arch).state_dict()
+    except KeyError:
+        return
+    found = module.state_dict()
+    if {k: tuple(v.shape) for k, v in found.items()} != {
+        k: tuple(v.shape) for k, v in reference.items()
+    }:
+        raise ValueError(
+            f"This module is not a {arch!r} backbone (its weights have other names or shapes), so a "
+            f"reloaded .keras file would rebuild the wrong network. Pass the architecture's own name "
+            f"as arch=, e.g. the zoo name the backbone came from."
+        )
 
 
 class TorchBackbone(keras.layers.TorchModuleWrapper):
@@ -90,9 +108,18 @@ class TorchBackbone(keras.layers.TorchModuleWrapper):
             and shift still train when the layer is trainable.
     """
 
-    def __init__(self, arch: str, module: nn.Module | None = None, input_shape: tuple[int, ...] = (3, 32, 32),
-                 inference_bn: bool = True, **kwargs) -> None:
-        module = module if module is not None else build_architecture(arch)
+    def __init__(
+        self,
+        arch: str,
+        module: nn.Module | None = None,
+        input_shape: tuple[int, ...] = (3, 32, 32),
+        inference_bn: bool = True,
+        **kwargs,
+    ) -> None:
+        if module is None:
+            module = build_architecture(arch)
+        else:
+            check_architecture(arch, module)
         feature_dim = feature_dim_of(module, tuple(input_shape))
         super().__init__(module, output_shape=(None, feature_dim), **kwargs)
         self.arch, self.feature_dim, self.inference_bn = arch, feature_dim, inference_bn
@@ -109,8 +136,12 @@ class TorchBackbone(keras.layers.TorchModuleWrapper):
     def get_config(self) -> dict:
         """Name, input shape and BatchNorm mode: no pickled module (unlike ``TorchModuleWrapper``)."""
         config = keras.layers.Layer.get_config(self)
-        return {**config, "arch": self.arch, "input_shape": list(self.image_shape),
-                "inference_bn": self.inference_bn}
+        return {
+            **config,
+            "arch": self.arch,
+            "input_shape": list(self.image_shape),
+            "inference_bn": self.inference_bn,
+        }
 
     @classmethod
     def from_config(cls, config: dict) -> TorchBackbone:
@@ -124,12 +155,18 @@ def feature_dim_of(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     features = module.eval()(torch.zeros(1, *input_shape, device=next(module.parameters()).device))
     module.train(was_training)
     if features.dim() != 2:
-        raise ValueError(f"The backbone must return (N, feature_dim); it returned {tuple(features.shape)}.")
+        raise ValueError(
+            f"The backbone must return (N, feature_dim); it returned {tuple(features.shape)}."
+        )
     return int(features.shape[1])
 
 
-def classifier(base: keras.layers.Layer, num_classes: int, input_shape: tuple[int, ...] = (3, 32, 32),
-               dropout: float = 0.0) -> keras.Model:
+def classifier(
+    base: keras.layers.Layer,
+    num_classes: int,
+    input_shape: tuple[int, ...] = (3, 32, 32),
+    dropout: float = 0.0,
+) -> keras.Model:
     """Functional model ``inputs -> base(training=False) -> [Dropout] -> Dense(num_classes)`` (logits).
 
     The base is *called* with ``training=False``: its BatchNorm layers normalise with their
@@ -149,9 +186,11 @@ def compile_classifier(model: keras.Model, lr: float) -> keras.Model:
     Call it again after changing any ``trainable`` flag: ``fit`` uses the set of trainable
     weights fixed at compile time.
     """
-    model.compile(optimizer=keras.optimizers.Adam(lr),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -164,7 +203,9 @@ def load_model(path: str | os.PathLike) -> keras.Model:
     """Load a ``.keras`` file that holds a :class:`TorchBackbone`, in Keras's safe mode."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No Keras model at {path}; save one with model.save('{path.name}').")
+        raise FileNotFoundError(
+            f"No Keras model at {path}; save one with model.save('{path.name}')."
+        )
     return keras.saving.load_model(path, custom_objects={"TorchBackbone": TorchBackbone})
 
 

@@ -81,7 +81,9 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], method: str = "ste
     if method not in METHODS:
         raise ValueError(f"Unknown method {method!r}; use one of {METHODS}.")
     if len(lrs) != len(losses) or len(lrs) < 3:
-        raise ValueError(f"Need >= 3 (lr, loss) points of equal length; got {len(lrs)} and {len(losses)}.")
+        raise ValueError(
+            f"Need >= 3 (lr, loss) points of equal length; got {len(lrs)} and {len(losses)}."
+        )
     lowest = int(np.argmin(losses))
     if method == "min/10":
         return float(lrs[lowest] / 10)
@@ -116,11 +118,22 @@ def lr_range_test(
         raise ValueError(f"Need 0 < start_lr < end_lr; got start_lr={start_lr}, end_lr={end_lr}.")
     device = pick_device(device) if not isinstance(device, torch.device) else device
     model.to(device)
-    optimizer = optimizer or torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=start_lr)
+    optimizer = optimizer or torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=start_lr
+    )
     saved = copy.deepcopy(model.state_dict()), copy.deepcopy(optimizer.state_dict())
     try:
-        return _run(model, loader, optimizer, loss_fn or nn.CrossEntropyLoss(), device,
-                    np.geomspace(start_lr, end_lr, num_steps), smoothing, diverge, progress)
+        return _run(
+            model,
+            loader,
+            optimizer,
+            loss_fn or nn.CrossEntropyLoss(),
+            device,
+            np.geomspace(start_lr, end_lr, num_steps),
+            smoothing,
+            diverge,
+            progress,
+        )
     finally:
         model.load_state_dict(saved[0])
         optimizer.load_state_dict(saved[1])
@@ -137,14 +150,18 @@ def _forever(loader: Iterable) -> Iterator:
             raise ValueError("The loader is empty: the range test needs at least one batch.")
 
 
-def _run(model, loader, optimizer, loss_fn, device, schedule, smoothing, diverge, progress) -> RangeTest:
+def _run(
+    model, loader, optimizer, loss_fn, device, schedule, smoothing, diverge, progress
+) -> RangeTest:
     """The loop of :func:`lr_range_test`: one step per scheduled rate, smoothed loss, early stop."""
-    ratios = [g["lr"] / max(gr["lr"] for gr in optimizer.param_groups) for g in optimizer.param_groups]
+    ratios = [
+        g["lr"] / max(gr["lr"] for gr in optimizer.param_groups) for g in optimizer.param_groups
+    ]
     model.train()
     set_bn_eval(model)
     lrs, raw, best = [], [], math.inf
     bar = progress_bar(total=len(schedule), enabled=progress, desc="lr range test")
-    for lr, (x, y) in zip(schedule, _forever(loader)):
+    for lr, (x, y) in zip(schedule, _forever(loader), strict=False):
         for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
             group["lr"] = float(lr) * ratio
         loss = loss_fn(model(x.to(device)), y.to(device))

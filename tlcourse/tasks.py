@@ -78,21 +78,30 @@ class ImageTask:
             from tlcourse.datasets import full
 
             if self.full_dataset != "oxford-pets":
-                raise ValueError(f"Full-profile dataset {self.full_dataset!r} is not wired; use 'oxford-pets'.")
+                raise ValueError(
+                    f"Full-profile dataset {self.full_dataset!r} is not wired; use 'oxford-pets'."
+                )
             return full.prepare_pets(seed=self.seed)
         from tlcourse.datasets import images
 
         return images.prepare(self.dataset, verbose=False)
 
-    def train_indices(self, targets: torch.Tensor | np.ndarray | list[int], profile: str | None = None) -> np.ndarray:
+    def train_indices(
+        self, targets: torch.Tensor | np.ndarray | list[int], profile: str | None = None
+    ) -> np.ndarray:
         """Indices into the full training split that the task trains on, sorted, ``(k * C,)``."""
         k = self.budget(profile)
         if k is None:
             return np.arange(len(targets))
         return splits.labels_per_class_subset(targets, k, seed=self.seed)
 
-    def load(self, profile: str | None = None, *, transform: Callable | None = None,
-             train_transform: Callable | None = None) -> TaskData:
+    def load(
+        self,
+        profile: str | None = None,
+        *,
+        transform: Callable | None = None,
+        train_transform: Callable | None = None,
+    ) -> TaskData:
         """The task's splits as PyTorch datasets of ``(image (3, H, W), label)``.
 
         ``transform`` is applied to every split (default: the backbone's ``zoo.preprocessing``);
@@ -101,9 +110,17 @@ class ImageTask:
         ImageFolder from disk, so it needs a transform that resizes (the zoo's does).
         """
         profile = get_profile(profile)
-        transform = transform if transform is not None else _preprocessing(self.backbone_for(profile))
-        parts = [_split(self.root(profile), s, profile, t)
-                 for s, t in (("train", train_transform or transform), ("val", transform), ("test", transform))]
+        transform = (
+            transform if transform is not None else _preprocessing(self.backbone_for(profile))
+        )
+        parts = [
+            _split(self.root(profile), s, profile, t)
+            for s, t in (
+                ("train", train_transform or transform),
+                ("val", transform),
+                ("test", transform),
+            )
+        ]
         train = _subset(parts[0], self.train_indices(_targets(parts[0]), profile))
         return TaskData(train, parts[1], parts[2], list(parts[1].classes))
 

@@ -49,7 +49,7 @@ __all__ = [
     "resolve", "tensor_loader",
 ]  # fmt: skip
 
-VERSION = 1
+VERSION = 2
 _GREEK = [
     "alpha",
     "beta",

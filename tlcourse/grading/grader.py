@@ -12,8 +12,8 @@ its functions return. For each submission the grader
    Linux allows it no network and a read-only view of everything but its scratch folder);
 4. reads back plain data only (JSON + safetensors, :mod:`tlcourse.grading.wire`) and compares in
    its own process with strict types; a question scores all its points or none;
-5. without namespaces (where the package is writable), checks that the ``tlcourse`` package
-   files are unchanged after each run: if not, that submission gets zero and a warning is printed.
+5. without namespaces (where the package is writable), checks that the ``tlcourse.grading``
+   files (what the kernel side of grading runs) are unchanged after each run: if not, that submission gets zero and a warning is printed.
 
 Submissions: ``SUBMISSIONS_DIR/<student>.ipynb`` or ``SUBMISSIONS_DIR/<student>/.../NN_topic.ipynb``
 (nbgrader's ``submitted/<student>/<assignment>/`` layout works). Output: the gradebook CSV
@@ -137,7 +137,9 @@ class Grader:
         limits: Limits | None = None,
         isolate: bool | None = None,
         seed: int | None = None,
+        watch: Path | None = None,
     ) -> None:
+        self.watch = watch or PACKAGE_DIR / "grading"  # checked for tampering without namespaces
         self.chapter = chapter_of(exercise.name)
         self.notebook_name = exercise.name
         self.questions = question_set(self.chapter)
@@ -167,7 +169,7 @@ class Grader:
         nonce = secrets.token_hex(8)
         try:
             io_dir, expected = self._prepare(root, nonce, nb, folder)
-            before = {} if self.isolate else snapshot(PACKAGE_DIR)
+            before = {} if self.isolate else snapshot(self.watch)
             outcome = run_job(io_dir / "job.json", root, nonce, self.limits, self.isolate)
             status = _read_status(io_dir)
             self._score(report, io_dir, expected, status, outcome)
@@ -233,7 +235,7 @@ class Grader:
     def _check_integrity(self, report: Report, before: dict[str, str]) -> None:
         """Without namespaces the package is writable: a change during the run costs all points
         (and the grader warns: re-install the package before grading on)."""
-        changed = changed_files(PACKAGE_DIR, before)
+        changed = changed_files(self.watch, before)
         if changed:
             print(
                 f"WARNING: tlcourse files changed while grading {report.student}: {changed[:5]}; "
@@ -429,9 +431,10 @@ def grade_folder(
     isolate: bool | None = None,
     seed: int | None = None,
     log=print,
+    watch: Path | None = None,
 ) -> list[Report]:
     """Grade every submission in ``submissions``; write the CSV and feedback files."""
-    grader = Grader(exercise, limits, isolate, seed)
+    grader = Grader(exercise, limits, isolate, seed, watch)
     found = find_submissions(submissions, exercise.name)
     log(
         f"grading {len(found)} submission(s) of {exercise.name}; sandbox: "

@@ -7,10 +7,11 @@ A chapter's question set is a module ``tlcourse/grading/sets/chNN.py`` holding
 * ``cases(gen) -> list[tuple]``: the positional arguments of each test call, built from a
   ``torch.Generator`` (the inline check uses a fixed seed, the batch grader a secret one);
 * ``reference(*args)``: the reference implementation (kept in the package, never in notebooks);
-* ``observe(result, args)`` (generic ones in :mod:`tlcourse.grading.observers`, or your own
-  module-level function in the set module): turns what a call returned (and the arguments, for functions that
-  modify a model in place) into *plain data*: ``int``, ``float``, ``bool``, ``str``, ``None``,
-  ``torch.Tensor`` and lists / dicts of them. Default: the returned value itself;
+* ``observe(result, args)``: turns what a call returned (and the arguments, for functions
+  that modify a model in place) into *plain data*: ``int``, ``float``, ``bool``, ``str``, ``None``,
+  ``torch.Tensor`` and lists / dicts of them. Default: the returned value itself. It runs in
+  the graded kernel, so it must be a module-level function (generic ones in
+  :mod:`tlcourse.grading.observers`);
 * ``compare(got, expected) -> str | None``: ``None`` when they match, else a short message that
   says what differs without giving the solution away. Default: :func:`same` (strict types,
   ``rtol=1e-5``, ``atol=1e-6`` for floats and tensors);

@@ -32,7 +32,9 @@ def _model(gen: torch.Generator) -> Classifier:
         for i in range(1, depth):
             layers[f"block{i}"] = conv_block(width, width)
         layers["pool"] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        model = Classifier(nn.Sequential(layers), nn.Linear(width, int(torch.randint(2, 9, (1,), generator=gen))))
+        model = Classifier(
+            nn.Sequential(layers), nn.Linear(width, int(torch.randint(2, 9, (1,), generator=gen)))
+        )
     for p in model.parameters():
         p.requires_grad_(bool(torch.rand(1, generator=gen) < 0.5))
     return model
@@ -57,7 +59,9 @@ def ref_freeze_all_but_last_block(model: Classifier) -> None:
 
 def ref_discriminative_lrs(model: Classifier, lr: float, factor: float) -> dict[str, float]:
     blocks = [n for n, m in model.backbone.named_children() if any(True for _ in m.parameters())]
-    rates = {"head": lr} | {f"backbone.{n}": lr * factor ** (len(blocks) - i) for i, n in enumerate(blocks)}
+    rates = {"head": lr} | {
+        f"backbone.{n}": lr * factor ** (len(blocks) - i) for i, n in enumerate(blocks)
+    }
     out = {}
     for name, p in model.named_parameters():
         if p.requires_grad:

@@ -1,0 +1,222 @@
+"""The claims of notebooks/04_image_finetuning.ipynb, checked outside the notebook.
+
+Fast claims run on tiny models; the ones that need the course backbone on the shared image
+task (``tlcourse.tasks.IMAGE_TASK``) are marked slow. The full-profile code path (ResNet-18 on
+Oxford-IIIT Pets) runs on a fake Pets tree with random weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlcourse import recipes, surgery, zoo
+from tlcourse.callbacks import Checkpoint
+from tlcourse.datasets import full
+from tlcourse.engine import evaluate, fit, predict
+from tlcourse.evaluation import most_confident_mistakes
+from tlcourse.lr_finder import lr_range_test
+from tlcourse.nets import tiny_cnn
+from tlcourse.repro import seed_everything
+from tlcourse.tasks import IMAGE_TASK
+
+pytestmark = pytest.mark.claims
+
+
+class CrashAfter:
+    """Raise ``KeyboardInterrupt`` at the end of epoch ``epoch`` (after the checkpoint saved)."""
+
+    order = 30
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, state) -> None:
+        if state.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def toy_data(n: int = 96) -> TensorDataset:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, 12, 12, generator=gen)
+    return TensorDataset(x, (x[:, 0].mean((1, 2)) > 0).long())
+
+
+def toy_model() -> nn.Module:
+    seed_everything(0)
+    return tiny_cnn(num_classes=2, width=8)
+
+
+# ------------------------------------------------------------------------- fast claims
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    """Checkpoint + discriminative groups + one-cycle: crash after epoch 2 of 4, resume, same weights."""
+    data = toy_data()
+
+    def run(path, extra=()):
+        model = toy_model()
+        opt = torch.optim.AdamW(surgery.discriminative_groups(model, lr=1e-2, factor=0.3))
+        loader = DataLoader(
+            data, batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(0)
+        )
+        history = fit(
+            model,
+            loader,
+            epochs=4,
+            optimizer=opt,
+            progress=False,
+            callbacks=[recipes.one_cycle(4, len(loader)), Checkpoint(path), *extra],
+        )
+        return model, history
+
+    straight, h1 = run(tmp_path / "a.pt")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b.pt", [CrashAfter(2)])
+    resumed, h2 = run(tmp_path / "b.pt")
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    assert h1.series("train_loss") == pytest.approx(h2.series("train_loss"), abs=1e-6)
+    assert len(h2) == 4
+
+
+@pytest.mark.parametrize(("mode", "changes"), [("eval", False), ("train", True)])
+def test_a_frozen_backbone_changes_only_with_train_mode_batchnorm(mode, changes):
+    model = toy_model()
+    surgery.freeze(model.backbone)
+
+    def stats() -> torch.Tensor:
+        bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+        return torch.cat([m.running_mean for m in bns]).clone()
+
+    before, weights = stats(), [p.clone() for p in model.backbone.parameters()]
+    fit(
+        model,
+        DataLoader(toy_data(), batch_size=8),
+        epochs=1,
+        lr=1e-2,
+        frozen_bn=mode,
+        progress=False,
+    )
+    assert all(torch.equal(w, p) for w, p in zip(weights, model.backbone.parameters(), strict=True))
+    assert (not torch.equal(before, stats())) is changes
+
+
+# ------------------------------------------------------------- the chapter's task (slow)
+
+
+@pytest.fixture(scope="module")
+def task():
+    torch.manual_seed(0)
+    data = IMAGE_TASK.load("quick")
+    loaders = {
+        "train": DataLoader(
+            data.train, batch_size=32, shuffle=True, generator=torch.Generator().manual_seed(0)
+        ),
+        "test": DataLoader(data.test, batch_size=256),
+    }
+    return data, loaders
+
+
+def new_model(num_classes: int) -> nn.Module:
+    seed_everything(IMAGE_TASK.seed)
+    return zoo.load(IMAGE_TASK.backbone, num_classes=num_classes)
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_beats_the_linear_probe(task):
+    data, loaders = task
+    probe = new_model(len(data.classes))
+    recipes.linear_probe(probe, loaders["train"], epochs=40, lr=1e-2, progress=False)
+    tuned = new_model(len(data.classes))
+    recipes.fine_tune(tuned, loaders["train"], epochs=6, lr=1e-3, head_epochs=1, progress=False)
+    acc_probe = evaluate(probe, loaders["test"])["accuracy"]
+    acc_tuned = evaluate(tuned, loaders["test"])["accuracy"]
+    assert surgery.count_parameters(probe, trainable=True) < surgery.count_parameters(
+        tuned, trainable=True
+    )
+    assert acc_tuned > acc_probe + 0.03, (acc_probe, acc_tuned)
+
+
+@pytest.mark.slow
+def test_eval_mode_batchnorm_beats_train_mode_on_a_frozen_backbone(task):
+    data, loaders = task
+    acc = {}
+    for mode in ("train", "eval"):
+        model = new_model(len(data.classes))
+        surgery.freeze(model.backbone)
+        small = DataLoader(
+            data.train, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0)
+        )
+        fit(model, small, epochs=4, lr=1e-2, frozen_bn=mode, progress=False)
+        acc[mode] = evaluate(model, loaders["test"])["accuracy"]
+    assert acc["eval"] > acc["train"], acc
+
+
+@pytest.mark.slow
+def test_the_range_test_picks_a_rate_that_trains(task):
+    data, loaders = task
+    model = new_model(len(data.classes))
+    opt = torch.optim.AdamW(
+        surgery.discriminative_groups(model, lr=1.0, factor=0.3), weight_decay=1e-4
+    )
+    curve = lr_range_test(
+        model,
+        loaders["train"],
+        start_lr=1e-5,
+        end_lr=1.0,
+        num_steps=60,
+        optimizer=opt,
+        progress=False,
+    )
+    lr = curve.suggest()
+    assert 1e-4 <= lr <= 0.3
+    assert min(curve.losses) < 0.8 * curve.losses[0]
+
+
+# ------------------------------------------------------------- full profile, on a fake
+
+
+@pytest.mark.slow
+def test_full_profile_code_path_on_fake_pets(tmp_path, monkeypatch):
+    """ResNet-18 (random weights) on a tiny fake Pets tree through the chapter's calls."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val", "test"):
+        for breed in ("beagle", "pug", "sphynx"):
+            (tmp_path / split / breed).mkdir(parents=True)
+            for i in range(2):
+                size = (int(rng.integers(60, 90)), int(rng.integers(60, 90)), 3)
+                Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(
+                    tmp_path / split / breed / f"{i}.jpg"
+                )
+    monkeypatch.setattr(full, "prepare_pets", lambda **kw: tmp_path)
+    name = IMAGE_TASK.backbone_for("full")
+    data = IMAGE_TASK.load("full")  # the backbone's preprocessing: resize + crop to 224
+    assert data.train[0][0].shape == (3, 224, 224) and len(data.classes) == 3
+    train = DataLoader(
+        data.train, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(0)
+    )
+    test = DataLoader(data.test, batch_size=6)
+
+    def new():
+        seed_everything(0)
+        return zoo.load(name, num_classes=3, pretrained=False)
+
+    model = new()
+    recipes.linear_probe(model, train, epochs=1, progress=False)
+    model = new()
+    surgery.freeze_blocks(model, len(surgery.blocks(model)) - 1)
+    assert [n for n, p in model.named_parameters() if p.requires_grad][0].startswith(
+        "backbone.block4"
+    )
+    fit(model, train, epochs=1, callbacks=[recipes.one_cycle(1, len(train))], progress=False)
+    curve = lr_range_test(model, train, num_steps=3, progress=False)
+    assert len(curve.lrs) == 3
+    recipes.fine_tune(model, train, epochs=1, head_epochs=1, progress=False)
+    logits, targets = predict(model, test)
+    assert logits.shape == (6, 3)
+    assert len(most_confident_mistakes(logits, targets, k=4)) <= 4

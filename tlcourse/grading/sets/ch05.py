@@ -1,0 +1,185 @@
+"""Chapter 05 (Keras 3 and fastai): a Keras base in inference mode, fastai splitters, freezing, lrs.
+
+The reference implementations below are what the checks compare with; the learner writes their
+own in exercises/05_keras_and_fastai.ipynb. Keras is imported only inside the functions that
+need it (through :mod:`tlcourse.keras_track`, which selects the torch backend), so loading this
+question set stays fast; fastai is not needed at all: the fastai questions are about what its
+rules do to plain PyTorch parameters.
+
+Introduced in exercises/05_keras_and_fastai.ipynb.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from tlcourse.grading.questions import OpenQuestion, Question
+from tlcourse.nets import Classifier, tiny_cnn
+from tlcourse.surgery import BN_TYPES
+
+
+def _tiny(gen: torch.Generator, num_classes: int | None = None) -> Classifier:
+    """A tiny random Classifier (random width and class count) with non-trivial BatchNorm statistics."""
+    num_classes = num_classes or int(torch.randint(2, 9, (1,), generator=gen))
+    width = int(torch.randint(2, 5, (1,), generator=gen)) * 2
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+        model = tiny_cnn(num_classes=num_classes, width=width)
+    for module in model.modules():
+        if isinstance(module, BN_TYPES):
+            module.running_mean.copy_(torch.randn(module.num_features, generator=gen) * 0.1)
+            module.running_var.copy_(torch.rand(module.num_features, generator=gen) + 0.5)
+    return model
+
+
+# ---------------------------------------------------------------- 05.1 Keras base in inference mode
+
+
+def ref_inference_base(module: nn.Module, input_shape: tuple[int, ...]) -> Any:
+    from tlcourse.keras_track import TorchBackbone
+
+    return TorchBackbone("exercise", module, input_shape=input_shape)
+
+
+def cases_inference_base(gen: torch.Generator) -> list[tuple]:
+    return [(_tiny(gen).backbone, (3, size, size)) for size in (8, 12, 8)]
+
+
+def inference_report(result: Any, args: tuple) -> dict[str, Any]:
+    """Fit a model around the learner's layer for one epoch; report what happened to the module."""
+    from tlcourse import keras_track
+
+    keras = keras_track.keras
+    module, input_shape = args
+    if not isinstance(result, keras.layers.Layer):
+        return {"error": f"expected a Keras layer, got {type(result).__name__}"}
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(16, *input_shape, generator=gen) * 2 + 1
+    y = torch.randint(0, 3, (16,), generator=gen)
+    features = [keras.ops.convert_to_numpy(result(x[:4], training=flag)) for flag in (True, False)]
+    inputs = keras.Input(shape=input_shape)
+    model = keras.Model(inputs, keras.layers.Dense(3)(result(inputs)))
+    keras_track.compile_classifier(model, lr=1e-2)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    model.fit(x.numpy(), y.numpy(), batch_size=8, epochs=1, verbose=0, shuffle=False)
+    now = module.state_dict()
+    stats = [k for k in before if "running" in k]
+    weights = [k for k in before if k.endswith("weight")]
+    return {
+        "features_shape": list(features[0].shape),
+        "training_flag_ignored": bool(abs(features[0] - features[1]).max() < 1e-5),
+        "bn_statistics_unchanged_by_fit": all(torch.equal(before[k], now[k]) for k in stats),
+        "module_weights_trained": any(not torch.equal(before[k], now[k]) for k in weights),
+    }
+
+
+# ---------------------------------------------------------------------- 05.2 a fastai splitter
+
+
+def ref_block_splitter(model: Classifier) -> list[list[nn.Parameter]]:
+    groups = [list(block.parameters()) for _, block in model.backbone.named_children()]
+    return [g for g in groups if g] + [list(model.head.parameters())]
+
+
+def cases_splitter(gen: torch.Generator) -> list[tuple]:
+    deeper = _tiny(gen)
+    deeper.backbone.add_module(
+        "extra",
+        nn.Sequential(nn.Linear(deeper.head.in_features, deeper.head.in_features), nn.ReLU()),
+    )
+    deeper.backbone.add_module("norm", nn.Identity())
+    return [(_tiny(gen),), (_tiny(gen),), (deeper,)]
+
+
+def group_names(result: Any, args: tuple) -> Any:
+    """The parameter names in each group (so a group holding the same tensors in any form matches)."""
+    names = {id(p): n for n, p in args[0].named_parameters()}
+    try:
+        return [
+            [names.get(id(p), "<not a parameter of the model>") for p in group] for group in result
+        ]
+    except TypeError:
+        return {"error": f"expected a list of parameter lists, got {type(result).__name__}"}
+
+
+# ----------------------------------------------------------- 05.3 trainable after freeze_to(n)
+
+
+def ref_trainable_after_freeze_to(model: Classifier, n: int) -> int:
+    groups = ref_block_splitter(model)
+    n = n if n >= 0 else len(groups) + n
+    norm = {id(p) for m in model.modules() if isinstance(m, BN_TYPES) for p in m.parameters()}
+    return sum(
+        p.numel() for i, group in enumerate(groups) for p in group if i >= n or id(p) in norm
+    )
+
+
+def cases_freeze_to(gen: torch.Generator) -> list[tuple]:
+    return [(_tiny(gen), 2), (_tiny(gen), -1), (_tiny(gen), 0), (_tiny(gen), 4)]
+
+
+# ------------------------------------------------------------------- 05.4 lrs from a slice
+
+
+def ref_group_lrs(lr: float | slice, n_groups: int) -> list[float]:
+    if not isinstance(lr, slice):
+        return [float(lr)] * n_groups
+    if lr.start:
+        step = (lr.stop / lr.start) ** (1 / (n_groups - 1))
+        return [float(lr.start * step**i) for i in range(n_groups)]
+    return [lr.stop / 10] * (n_groups - 1) + [float(lr.stop)]
+
+
+def cases_group_lrs(gen: torch.Generator) -> list[tuple]:
+    hi = float(10 ** -torch.randint(2, 4, (1,), generator=gen))
+    return [(slice(hi / 100, hi), 3), (slice(None, hi), 4), (hi, 2), (slice(hi / 10, hi), 5)]
+
+
+QUESTIONS = [
+    Question(
+        id="05.1",
+        function="inference_base",
+        points=3,
+        title="a Keras base that stays in inference mode",
+        cases=cases_inference_base,
+        reference=ref_inference_base,
+        observe=inference_report,
+        hint="subclass keras.layers.TorchModuleWrapper and override call(): put the wrapped module in train "
+        "mode as asked, then every BatchNorm layer in eval mode; keep the very module you were given.",
+    ),
+    Question(
+        id="05.2",
+        function="block_splitter",
+        points=2,
+        title="a fastai splitter with one group per block",
+        cases=cases_splitter,
+        reference=ref_block_splitter,
+        observe=group_names,
+        hint="walk model.backbone.named_children() in order, keep the blocks that have parameters, "
+        "and put the head's parameters last.",
+    ),
+    Question(
+        id="05.3",
+        function="trainable_after_freeze_to",
+        points=2,
+        title="what trains after freeze_to(n)",
+        cases=cases_freeze_to,
+        reference=ref_trainable_after_freeze_to,
+        hint="groups before index n are frozen (a negative n counts from the end), except the parameters of "
+        "BatchNorm layers, which fastai keeps trainable (train_bn=True).",
+    ),
+    Question(
+        id="05.4",
+        function="group_lrs",
+        points=1,
+        title="learning rates from a slice",
+        cases=cases_group_lrs,
+        reference=ref_group_lrs,
+        hint="slice(lo, hi): geometric steps from lo to hi; slice(None, hi): hi/10 for every group but "
+        "the last; a plain number: the same for every group. Return floats.",
+    ),
+    OpenQuestion(id="05.5", points=2, title="when fine-tuning hurts right after unfreezing"),
+]
