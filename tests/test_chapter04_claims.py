@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse import recipes, surgery, zoo
+from tlcourse import augment, recipes, surgery, zoo
 from tlcourse.callbacks import Checkpoint
 from tlcourse.datasets import full
 from tlcourse.engine import evaluate, fit, predict
@@ -127,19 +127,37 @@ def new_model(num_classes: int) -> nn.Module:
     return zoo.load(IMAGE_TASK.backbone, num_classes=num_classes)
 
 
+def range_test_lr(model: nn.Module, loader: DataLoader) -> float:
+    groups = surgery.discriminative_groups(model, lr=1.0, factor=0.3)
+    opt = torch.optim.AdamW(groups, weight_decay=1e-4)
+    curve = lr_range_test(
+        model, loader, start_lr=1e-5, end_lr=1.0, num_steps=60, optimizer=opt, progress=False
+    )
+    assert min(curve.losses) < 0.8 * curve.losses[0]
+    return curve.suggest()
+
+
 @pytest.mark.slow
-def test_full_fine_tuning_beats_the_linear_probe(task):
+def test_regimes_land_close_and_the_range_test_lr_matters(task):
+    """The notebook's table: probe, partial and full within 10 points; tuned lr >> lr=1e-3."""
     data, loaders = task
-    probe = new_model(len(data.classes))
+    num_classes = len(data.classes)
+    lr = range_test_lr(new_model(num_classes), loaders["train"])
+    assert 1e-4 <= lr <= 0.3
+    probe = new_model(num_classes)
     recipes.linear_probe(probe, loaders["train"], epochs=40, lr=1e-2, progress=False)
-    tuned = new_model(len(data.classes))
-    recipes.fine_tune(tuned, loaders["train"], epochs=6, lr=1e-3, head_epochs=1, progress=False)
-    acc_probe = evaluate(probe, loaders["test"])["accuracy"]
-    acc_tuned = evaluate(tuned, loaders["test"])["accuracy"]
+    tuned, untuned = new_model(num_classes), new_model(num_classes)
+    recipes.fine_tune(tuned, loaders["train"], epochs=6, lr=lr, head_epochs=1, progress=False)
+    recipes.fine_tune(untuned, loaders["train"], epochs=6, lr=1e-3, head_epochs=1, progress=False)
+    acc = {
+        name: evaluate(m, loaders["test"])["accuracy"]
+        for name, m in (("probe", probe), ("tuned", tuned), ("untuned", untuned))
+    }
     assert surgery.count_parameters(probe, trainable=True) < surgery.count_parameters(
         tuned, trainable=True
     )
-    assert acc_tuned > acc_probe + 0.03, (acc_probe, acc_tuned)
+    assert min(acc["probe"], acc["tuned"]) > 0.6 and abs(acc["tuned"] - acc["probe"]) < 0.1, acc
+    assert acc["tuned"] > acc["untuned"] + 0.05, acc
 
 
 @pytest.mark.slow
@@ -149,33 +167,11 @@ def test_eval_mode_batchnorm_beats_train_mode_on_a_frozen_backbone(task):
     for mode in ("train", "eval"):
         model = new_model(len(data.classes))
         surgery.freeze(model.backbone)
-        small = DataLoader(
-            data.train, batch_size=8, shuffle=True, generator=torch.Generator().manual_seed(0)
-        )
-        fit(model, small, epochs=4, lr=1e-2, frozen_bn=mode, progress=False)
+        gen = torch.Generator().manual_seed(0)
+        tiny_batches = DataLoader(data.train, batch_size=4, shuffle=True, generator=gen)
+        fit(model, tiny_batches, epochs=2, lr=1e-2, frozen_bn=mode, progress=False)
         acc[mode] = evaluate(model, loaders["test"])["accuracy"]
     assert acc["eval"] > acc["train"], acc
-
-
-@pytest.mark.slow
-def test_the_range_test_picks_a_rate_that_trains(task):
-    data, loaders = task
-    model = new_model(len(data.classes))
-    opt = torch.optim.AdamW(
-        surgery.discriminative_groups(model, lr=1.0, factor=0.3), weight_decay=1e-4
-    )
-    curve = lr_range_test(
-        model,
-        loaders["train"],
-        start_lr=1e-5,
-        end_lr=1.0,
-        num_steps=60,
-        optimizer=opt,
-        progress=False,
-    )
-    lr = curve.suggest()
-    assert 1e-4 <= lr <= 0.3
-    assert min(curve.losses) < 0.8 * curve.losses[0]
 
 
 # ------------------------------------------------------------- full profile, on a fake
@@ -195,7 +191,8 @@ def test_full_profile_code_path_on_fake_pets(tmp_path, monkeypatch):
                 )
     monkeypatch.setattr(full, "prepare_pets", lambda **kw: tmp_path)
     name = IMAGE_TASK.backbone_for("full")
-    data = IMAGE_TASK.load("full")  # the backbone's preprocessing: resize + crop to 224
+    augmenting = augment.for_backbone(zoo.entry(name), train=True)
+    data = IMAGE_TASK.load("full", train_transform=augmenting)  # resize + crop to 224
     assert data.train[0][0].shape == (3, 224, 224) and len(data.classes) == 3
     train = DataLoader(
         data.train, batch_size=3, shuffle=True, generator=torch.Generator().manual_seed(0)

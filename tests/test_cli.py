@@ -20,11 +20,10 @@ def test_doctor_reports_and_passes_when_assets_present(capsys):
 
 
 def test_doctor_fails_with_fix_when_asset_missing(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(doctor, "assets_dir", lambda: tmp_path)
-    monkeypatch.setattr(doctor, "required_assets", lambda: ["zoo/missing.safetensors"])
+    monkeypatch.setattr(doctor, "required_assets", lambda: {"glyphnet-s": True, "kwsnet": False})
     assert doctor.cli_main([]) == 1
     out = capsys.readouterr().out
-    assert "BAD" in out and "zoo/missing.safetensors" in out and "fix:" in out
+    assert "BAD  weights kwsnet" in out and "zoo build kwsnet" in out and "1 problem(s)" in out
 
 
 def test_doctor_unknown_profile(capsys):

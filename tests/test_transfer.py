@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from tlcourse import transfer
-from tlcourse.datasets.imagefolder import TensorImageDataset, image_folder
+from tlcourse.datasets.imagefolder import TensorImageDataset
 from tlcourse.nets import tiny_cnn
 from tlcourse.surgery import count_parameters
 
@@ -47,14 +47,6 @@ def test_few_labels_is_balanced_and_nested():
     assert np.bincount(transfer.targets_of(five)).tolist() == [5, 5, 5]
     as_rows = lambda d: {tuple(r.flatten()[:4].tolist()) for r in d.images}  # noqa: E731
     assert as_rows(two) <= as_rows(five)
-
-
-def test_shuffled_labels_keep_images_and_label_counts():
-    data = tiny_set(60)
-    mixed = transfer.shuffled_labels(data, seed=0)
-    assert torch.equal(mixed.images, data.images)
-    assert sorted(transfer.targets_of(mixed)) == sorted(transfer.targets_of(data))
-    assert (transfer.targets_of(mixed) != transfer.targets_of(data)).mean() > 0.4
 
 
 def test_train_frozen_freezes_exactly_the_first_k_blocks():
@@ -120,7 +112,7 @@ def test_decision_table_picks_the_best_strategy():
     assert table.loc[("a", 5), "gain over scratch"] == pytest.approx(0.5)
 
 
-def test_full_profile_path_on_a_fake_image_folder(tmp_path):
+def test_full_profile_path_on_a_fake_image_folder(tmp_path, monkeypatch):
     """The full profile reads an ImageFolder from disk through a transform: same functions."""
     rng = np.random.default_rng(0)
     for split in ("train", "test"):
@@ -133,12 +125,16 @@ def test_full_profile_path_on_a_fake_image_folder(tmp_path):
     from torchvision.transforms import v2
 
     transform = v2.Compose([v2.PILToTensor(), v2.Resize(8), v2.ToDtype(torch.float32, scale=True)])
-    train, test = (image_folder(tmp_path, s, transform) for s in ("train", "test"))
+    from tlcourse.datasets import full
+
+    monkeypatch.setattr(full, "prepare_pets", lambda: tmp_path)  # what the download would return
+    train, test = (transfer.load_split("oxford-pets", s, transform) for s in ("train", "test"))
+    assert len(transfer.load_split(str(tmp_path), "test", transform)) == len(test) == 12
     make = functools.partial(tiny_cnn, width=4)
     df = transfer.labels_curve(make, make, train, test, labels_per_class=(2,), budget=TINY)
     assert len(df) == 3
     assert len(transfer.few_labels(train, 3)) == 6
-    assert transfer.shuffled_labels(train)[0][0].shape == (3, 8, 8)
+    assert transfer.few_labels(train, 3)[0][0].shape == (3, 8, 8)
 
 
 # ---------------------------------------------------------------------------------- claims
@@ -171,3 +167,48 @@ def test_claim_transfer_beats_scratch_by_15_points_at_5_labels(course):
     acc = df.set_index("strategy")["accuracy"]
     assert acc["fine-tune"] - acc["scratch"] >= 0.15, acc.to_dict()
     assert acc["linear probe"] - acc["scratch"] >= 0.15, acc.to_dict()
+
+
+@pytest.mark.claims
+def test_claim_freezing_some_blocks_beats_training_all_at_20_labels(course):
+    c = course
+    few = transfer.few_labels(c["train"], 20)
+    df = transfer.freeze_k_curve(c["pretrained"], few, c["test"], ks=(0, 2, 4), budget=QUICK)
+    acc = df.set_index("k")["accuracy"]
+    assert acc[[2, 4]].max() > acc[0] + 0.03, acc.to_dict()
+
+
+@pytest.mark.claims
+def test_claim_an_unrelated_source_transfers_nothing(course):
+    c = course
+    source = transfer.pretrain(
+        c["scratch"], c["far_train"], transfer.Budget(epochs=4, steps_per_epoch=15, batch_size=64)
+    )
+    assert transfer.test_accuracy(source, c["far_test"]) > 0.9  # good at its own task
+    kw = dict(labels_per_class=(20,), budget=QUICK, strategies=("linear probe",))
+    ours = transfer.labels_curve(c["pretrained"], c["scratch"], c["train"], c["test"], **kw)
+    unrelated = transfer.labels_curve(
+        transfer.transferred(source), c["scratch"], c["train"], c["test"], **kw
+    )
+    assert ours.accuracy[0] - unrelated.accuracy[0] >= 0.3, (
+        ours.accuracy[0],
+        unrelated.accuracy[0],
+    )
+
+
+@pytest.mark.claims
+def test_claim_far_target_recipe_transfers_negatively_not_the_weights(course):
+    c = course
+    few = transfer.few_labels(c["far_train"], 50)
+    scratch = transfer.test_accuracy(
+        transfer.train_scratch(c["scratch"], few, 10, QUICK), c["far_test"]
+    )
+    recipe = transfer.test_accuracy(
+        transfer.train_fine_tune(c["pretrained"], few, 10, QUICK), c["far_test"]
+    )
+    same = transfer.Budget(**{**QUICK.__dict__, "lr": QUICK.scratch_lr})
+    start = transfer.test_accuracy(
+        transfer.train_frozen(c["pretrained"], few, 10, 0, same), c["far_test"]
+    )
+    assert scratch > 0.85 and scratch > recipe + 0.02, (scratch, recipe)
+    assert abs(start - scratch) < 0.05, (start, scratch)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tlcourse import __version__
 from tlcourse.config import ConfigError, get_profile
-from tlcourse.paths import CacheError, assets_dir, home
+from tlcourse.paths import CacheError, home
 
 LIBRARIES = (
     "torch",
@@ -55,11 +55,11 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def required_assets() -> list[str]:
-    """Files under ``tlcourse/assets`` the quick profile needs (from the zoo and data catalogues)."""
-    from tlcourse.zoo import entries
+def required_assets() -> dict[str, bool]:
+    """The pretrained weights the quick profile needs, by zoo name, and whether each is present."""
+    from tlcourse.zoo import entries, weights_available
 
-    return sorted(e.weights for e in entries().values() if e.profile == "quick")
+    return {name: weights_available(e) for name, e in sorted(entries().items()) if e.profile == "quick"}
 
 
 def run_checks(profile: str | None = None) -> list[Check]:
@@ -78,19 +78,9 @@ def run_checks(profile: str | None = None) -> list[Check]:
         checks.append(Check("cache", True, str(home())))
     except CacheError as err:
         checks.append(Check("cache", False, str(err), "set TLCOURSE_HOME to a writable folder"))
-    for rel in required_assets():
-        present = (assets_dir() / rel).is_file()
-        checks.append(
-            Check(
-                f"asset {rel}",
-                present,
-                "present" if present else "MISSING",
-                ""
-                if present
-                else "reinstall the course (`make install`) or rebuild it with "
-                "`python -m tlcourse zoo build NAME`",
-            )
-        )
+    for name, present in required_assets().items():
+        fix = f"reinstall the course (`make install`), or rebuild the weights: `python -m tlcourse zoo build {name}`"
+        checks.append(Check(f"weights {name}", present, "present" if present else "MISSING", "" if present else fix))
     return checks
 
 

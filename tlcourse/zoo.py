@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tlcourse.paths import assets_dir
+
 from torch import nn
 
 ENTRY_MODULES = ("tlcourse.backbones", "tlcourse.tvmodels", "tlcourse.audio", "tlcourse.hf")
@@ -55,6 +57,21 @@ class ZooEntry:
     train: Callable | None = None
     resize_steps: Callable | None = None
     num_params: int | None = None
+    available: Callable[[], bool] | None = None
+
+
+def weights_available(found: ZooEntry) -> bool:
+    """True when the pretrained weights of ``found`` can be loaded without a download.
+
+    Entries may say so themselves (``available``); otherwise ``weights`` is a file path,
+    absolute or relative to the folder that holds the ``tlcourse`` package.
+    """
+    if found.available is not None:
+        return bool(found.available())
+    path = Path(found.weights)
+    if not path.is_absolute():
+        path = assets_dir().parents[1] / path
+    return path.is_file()
 
 
 def entries() -> dict[str, ZooEntry]:
@@ -107,6 +124,11 @@ def load(name: str, num_classes: int, pretrained: bool = True) -> nn.Module:
     found = entry(name)
     model = found.build(num_classes)
     if pretrained:
+        if not hasattr(model, "backbone"):
+            raise TypeError(
+                f"{name!r} builds a {type(model).__name__} without a `backbone` to load into; "
+                f"load it with its own module ({found.modality}) instead."
+            )
         model.backbone = found.load_backbone()
     return model
 
@@ -208,7 +230,7 @@ def build(name: str, seed: int = 0, **kwargs) -> dict:
             f"{name!r} is not built by the course (its weights come from {found.weights}). "
             f"Course backbones: {', '.join(n for n, e in entries().items() if e.train)}."
         )
-    return found.train(seed, **kwargs)
+    return found.train(seed, **{k: v for k, v in kwargs.items() if v is not None})
 
 
 def cli_main(argv: list[str]) -> int:
@@ -231,9 +253,8 @@ def cli_main(argv: list[str]) -> int:
             print(card(args.name))
         else:
             result = build(args.name, args.seed, out_dir=args.out)
-            print(
-                f"Built {args.name}: source test accuracy {result['test_accuracy']:.1%} in {result['build_seconds']:.0f} s"
-            )
+            summary = ", ".join(f"{k}={v}" for k, v in (result or {}).items())
+            print(f"Built {args.name}: {summary}")
     except (KeyError, ValueError) as err:
         print(f"error: {err.args[0] if err.args else err}")
         return 2

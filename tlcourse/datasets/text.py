@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from tlcourse.datasets.catalog import DatasetInfo
+from tlcourse.datasets.splits import labels_per_class_subset
 from tlcourse.paths import assets_dir, cache_dir
 
 LABELS = ("delivery", "billing", "defect", "account", "praise")
@@ -85,15 +86,9 @@ def load_split(split: str = "train", path: str | Path | None = None, labels: Seq
 def sample_per_class(labels: Sequence[int], labels_per_class: int, seed: int = 0) -> list[int]:
     """Indices of ``labels_per_class`` random examples of every class (sorted), repeatable from ``seed``.
 
-    Raises ``ValueError`` when a class has fewer examples than asked for.
+    The list form of :func:`tlcourse.datasets.splits.labels_per_class_subset` (same draw).
     """
-    labels, rng, chosen = np.asarray(labels), np.random.default_rng(seed), []
-    for c in np.unique(labels):
-        pool = np.flatnonzero(labels == c)
-        if len(pool) < labels_per_class:
-            raise ValueError(f"Class {c} has only {len(pool)} examples; ask for labels_per_class <= {len(pool)}.")
-        chosen += rng.choice(pool, labels_per_class, replace=False).tolist()
-    return sorted(chosen)
+    return labels_per_class_subset(labels, labels_per_class, seed).tolist()
 
 
 def prepare(*, force: bool = False) -> Path:
