@@ -139,7 +139,7 @@ def range_test_lr(model: nn.Module, loader: DataLoader) -> float:
 
 @pytest.mark.slow
 def test_regimes_land_close_and_the_range_test_lr_matters(task):
-    """The notebook's table: probe, partial and full within 10 points; tuned lr >> lr=1e-3."""
+    """The notebook's table: probe and full fine-tuning within 5 points; tuned lr >> lr=1e-3."""
     data, loaders = task
     num_classes = len(data.classes)
     lr = range_test_lr(new_model(num_classes), loaders["train"])
@@ -156,7 +156,7 @@ def test_regimes_land_close_and_the_range_test_lr_matters(task):
     assert surgery.count_parameters(probe, trainable=True) < surgery.count_parameters(
         tuned, trainable=True
     )
-    assert min(acc["probe"], acc["tuned"]) > 0.6 and abs(acc["tuned"] - acc["probe"]) < 0.1, acc
+    assert min(acc["probe"], acc["tuned"]) > 0.6 and abs(acc["tuned"] - acc["probe"]) < 0.05, acc
     assert acc["tuned"] > acc["untuned"] + 0.05, acc
 
 

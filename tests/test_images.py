@@ -114,6 +114,7 @@ def test_tensor_loader_normalises_batches(home, tiny):
     assert len(data.subset([0, 5, 9])) == 3
 
 
+@pytest.mark.slow
 def test_sklearn_digits_are_a_stratified_split(home):
     root = images.prepare("sklearn-digits", verbose=False)
     counts = [len(list((root / s).rglob("*.png"))) for s in images.SPLITS]

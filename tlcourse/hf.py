@@ -135,9 +135,14 @@ def text_classifier(num_classes: int, name: str | None = None, pretrained: bool 
 
 def text_loader(texts: Sequence[str], labels: Sequence[int], tokenizer, *, batch_size: int = 32,
                 shuffle: bool = False, seed: int = 0, max_length: int = MAX_LENGTH) -> DataLoader:  # fmt: skip
-    """A loader of ``(input_ids (B, T), labels (B,))`` for :class:`TextClassifier` and ``engine.fit``."""
+    """A loader of ``(input_ids (B, T), labels (B,))`` for :class:`TextClassifier` and ``engine.fit``.
+
+    Without ``shuffle`` it keeps the given order and, like ``transformers.Trainer``'s loader, has no
+    generator of its own (each pass draws one number from torch's global generator, so dropout
+    masks after it match the Trainer's for the same seed).
+    """
     dataset = TensorDataset(tokenize(texts, tokenizer, max_length), torch.as_tensor(list(labels)))
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0)
 
 

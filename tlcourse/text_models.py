@@ -114,7 +114,7 @@ class TokenLookup(nn.Module):
         return self.table[input_ids]
 
 
-def bag_of_tokens(known_ids: torch.Tensor, vocab_size: int, num_classes: int, dim: int = 32) -> Classifier:
+def bag_of_tokens(known_ids: torch.Tensor, vocab_size: int, num_classes: int, dim: int = 64) -> Classifier:
     """``head(mean of token embeddings)``: token ids ``(N, T)`` -> logits ``(N, num_classes)``, all weights random.
 
     Only the ``known_ids`` (the word pieces seen in training, padding excluded) get an embedding;
@@ -126,8 +126,8 @@ def bag_of_tokens(known_ids: torch.Tensor, vocab_size: int, num_classes: int, di
     return Classifier(backbone, nn.Linear(dim, num_classes))
 
 
-def train_bag_of_tokens(train: TextSplit, test: TextSplit, tokenizer, *, steps: int = 300, lr: float = 3e-2,
-                        batch_size: int = 16, dim: int = 32, seed: int = 0, max_length: int = 128,
+def train_bag_of_tokens(train: TextSplit, test: TextSplit, tokenizer, *, steps: int = 300, lr: float = 1e-2,
+                        batch_size: int = 16, dim: int = 64, seed: int = 0, max_length: int = 128,
                         labels_per_class: int | None = None) -> Result:  # fmt: skip
     """Train :func:`bag_of_tokens` from scratch with ``engine.fit`` on ``tokenizer``'s word pieces.
 

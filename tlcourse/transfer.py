@@ -54,12 +54,14 @@ class Budget:
         lr: peak learning rate of fine-tuning and of the freeze-k runs.
         scratch_lr: peak learning rate of training from random weights.
         weight_decay: AdamW weight decay.
+
+    The defaults are the quick-profile budget of notebooks/01_what_is_transfer.ipynb.
     """
 
     epochs: int = 4
-    steps_per_epoch: int = 25
+    steps_per_epoch: int = 20
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 1e-2
     scratch_lr: float = 3e-3
     weight_decay: float = 1e-4
 
@@ -213,6 +215,8 @@ def labels_curve(pretrained: ModelFactory, scratch: ModelFactory, train: Dataset
     Columns: ``labels_per_class, strategy, seed, accuracy, seconds``. The linear probe is a
     logistic regression on backbone features extracted once (``recipes.logistic_probe``).
     ``progress`` wraps the list of runs (e.g. ``tqdm``) to show a bar.
+
+    Introduced in notebooks/01_what_is_transfer.ipynb.
     """
     unknown = set(strategies) - set(STRATEGIES)
     if unknown:
@@ -257,6 +261,8 @@ def freeze_k_curve(make: ModelFactory, train: Dataset, test: Dataset, ks: Sequen
 
     ``k = 0`` fine-tunes every layer; ``k = number of blocks`` trains only the head (a linear
     probe trained by SGD). Columns: ``k, frozen, trainable, accuracy, seconds``.
+
+    Introduced in notebooks/01_what_is_transfer.ipynb.
     """
     num_classes = len(np.unique(targets_of(train)))
     names = [n for n, _ in blocks(make(num_classes))]
@@ -275,6 +281,8 @@ def pretrain(make: ModelFactory, source: Dataset, budget: Budget, seed: int = 0)
     """Train ``make(num_classes)`` from random weights on a whole ``source`` set (a pretraining).
 
     Returns the source model; :func:`transferred` turns it into a factory for target tasks.
+
+    Introduced in notebooks/01_what_is_transfer.ipynb.
     """
     num_classes = len(getattr(source, "classes", [])) or len(np.unique(targets_of(source)))
     return train_scratch(make, source, num_classes, budget, seed)
@@ -301,6 +309,8 @@ def decision_table(results: pd.DataFrame) -> pd.DataFrame:
 
     ``results`` has columns ``target, labels_per_class, strategy, accuracy`` (several targets'
     :func:`labels_curve` outputs concatenated, with a ``target`` column added).
+
+    Introduced in notebooks/01_what_is_transfer.ipynb.
     """
     mean = (
         results.groupby(["target", "labels_per_class", "strategy"])["accuracy"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,16 +78,21 @@ def weights_available(found: ZooEntry) -> bool:
 def entries() -> dict[str, ZooEntry]:
     """Every zoo entry by name, gathered from the ``ZOO`` dicts of :data:`ENTRY_MODULES`.
 
-    A module that is not there (an optional part not installed or not written yet) is skipped.
+    A module that is not there is skipped; one whose optional dependency is not installed is
+    skipped with a warning naming the missing package.
     """
     found: dict[str, ZooEntry] = {}
     for module in ENTRY_MODULES:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as err:
-            if err.name is not None and module.startswith(err.name):
-                continue
-            raise
+            if err.name is None or not module.startswith(err.name):
+                warnings.warn(
+                    f"Skipping the zoo entries of {module}: it needs the package {err.name!r}, "
+                    f"which is not installed (`pip install {err.name}`).",
+                    stacklevel=2,
+                )
+            continue
         found.update(getattr(mod, "ZOO", {}))
     return found
 
