@@ -34,15 +34,17 @@ install: $(STAMP)
 lab: $(STAMP)
 	$(PY) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_welcome.ipynb
 
-# Unit tests, claims tests and the grading round trip (parallel), then every notebook in
+# Unit tests, claims tests and the grading round trip (two workers of one thread each: two
+# workers of two OpenMP threads on two cores spin against each other and run ~40x slower),
+# then every notebook in
 # notebooks/ and solutions/ one at a time so that each one's time is its own; all offline.
 test: $(STAMP)
-	bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider $(PYTEST_ARGS) tests
+	OMP_NUM_THREADS=1 bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider $(PYTEST_ARGS) tests
 	bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
 		--nbval-cell-timeout=$(NB_TIMEOUT) $(PYTEST_ARGS) notebooks solutions
 
 unit: $(STAMP)
-	bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider -m "not claims" tests
+	OMP_NUM_THREADS=1 bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider -m "not claims" tests
 
 notebooks: $(STAMP)
 	bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \

@@ -87,3 +87,20 @@ def test_augmented_views_repeatable_varied_and_leave_global_rng():
     assert a.shape == (6, 3, 32, 32) and a.dtype == torch.uint8
     assert torch.equal(a, b)
     assert not torch.equal(a[0], a[1])
+
+
+@pytest.mark.slow
+@pytest.mark.claims
+def test_claim_matched_normalisation_beats_mistakes():
+    """Chapter 02: the backbone's own statistics beat no normalisation and raw 0-255 pixels."""
+    from tests.claims_data import BACKBONE, features, subset
+    from tlcourse import zoo
+    from tlcourse.recipes import logistic_probe
+
+    train, test = subset("glyphs-digits", "train", 20), subset("glyphs-digits", "test", 30)
+    backbone = zoo.load_backbone(BACKBONE).eval()
+    acc = {name: logistic_probe(features(backbone, t, *train), features(backbone, t, *test))
+           for name, t in augment.normalization_variants(zoo.entry(BACKBONE)).items()}
+    assert acc["matched"] >= max(acc.values()) - 0.02, acc
+    assert acc["matched"] - acc["no normalisation"] >= 0.02, acc
+    assert acc["matched"] - acc["0-255, no scaling"] >= 0.10, acc

@@ -49,3 +49,37 @@ def test_balanced_sampler_draws_classes_about_equally():
     sampler = imbalance.balanced_sampler(targets, num_samples=3000, seed=0)
     drawn = np.bincount(targets[list(sampler)].numpy(), minlength=3) / 3000
     assert np.allclose(drawn, 1 / 3, atol=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.claims
+def test_claim_weighted_loss_and_sampler_lift_rare_class_recall():
+    """Chapter 02: on a long-tailed training set, a class-weighted loss or a balanced sampler
+    raises the recall of the rarest classes without lowering the mean recall."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from tests.claims_data import backbone_and_preprocessing, features, subset
+    from tlcourse.datasets import images
+    from tlcourse.engine import fit, predict
+    from tlcourse.metrics import per_class_report
+    from tlcourse.repro import seed_everything
+
+    backbone, pre = backbone_and_preprocessing()
+    data = images.load_tensors("glyphs-digits", "train")
+    counts = imbalance.long_tail_counts(10, 150, 3)
+    idx = imbalance.imbalanced_subset(data.targets, counts)
+    train = features(backbone, pre, data.images[idx], data.targets[idx])
+    test = features(backbone, pre, *subset("glyphs-digits", "test", 50))
+
+    def recall(loss_fn=None, sampler=None):
+        seed_everything(0)
+        head = torch.nn.Linear(train[0].shape[1], 10)
+        loader = DataLoader(TensorDataset(*train), batch_size=64, sampler=sampler, shuffle=sampler is None)
+        fit(head, loader, epochs=40, lr=1e-2, loss_fn=loss_fn, device="cpu", progress=False)
+        logits, y = predict(head, DataLoader(TensorDataset(*test), batch_size=512), device="cpu")
+        return per_class_report(logits, y)["recall"].to_numpy()
+
+    plain = recall()
+    for fixed in (recall(loss_fn=imbalance.weighted_loss(train[1], 10)), recall(sampler=imbalance.balanced_sampler(train[1]))):
+        assert fixed[-3:].mean() - plain[-3:].mean() > 0.03, (plain, fixed)
+        assert fixed.mean() > plain.mean() - 0.01, (plain, fixed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from tlcourse import leakage
@@ -36,3 +37,27 @@ def test_near_duplicates_finds_copies():
     assert leakage.near_duplicates(queries, reference, 0.95).tolist() == [0, 1, 2, 3, 4]
     sims = leakage.max_similarity(queries, reference)
     assert sims.shape == (25,) and float(sims[:5].min()) > 0.99
+
+
+@pytest.mark.slow
+@pytest.mark.claims
+def test_claim_near_duplicates_inflate_a_random_split():
+    """Chapter 02: near-copies across a random split inflate validation accuracy; a group split does not."""
+    from torchvision.transforms import v2
+
+    from tests.claims_data import backbone_and_preprocessing, features, subset
+    from tlcourse.recipes import logistic_probe
+
+    backbone, pre = backbone_and_preprocessing()
+    x, y = subset("glyphs-digits", "train", 20, seed=7)
+    near = v2.Compose([v2.RandomAffine(degrees=0, translate=(0.04, 0.04)), v2.ColorJitter(brightness=0.15, contrast=0.15)])
+    views, targets, groups = leakage.with_views(x, y, 5, near, seed=0)
+    feats = features(backbone, pre, views, targets)
+    scores = {}
+    for name, (tr, va) in {"random": leakage.random_split(len(targets), 0.2), "group": leakage.group_split(groups, 0.2)}.items():
+        scores[name] = logistic_probe((feats[0][tr], feats[1][tr]), (feats[0][va], feats[1][va]))
+    assert scores["random"] - scores["group"] >= 0.04, scores
+    tr, va = leakage.random_split(len(targets), 0.2)
+    test = features(backbone, pre, *subset("glyphs-digits", "test", 20))
+    threshold = float(torch.quantile(leakage.max_similarity(test[0], feats[0][tr]), 0.99))
+    assert len(leakage.near_duplicates(feats[0][va], feats[0][tr], threshold)) > 0.25 * len(va)

@@ -69,3 +69,50 @@ def test_choose_backbone_prefers_cheapest_within_tolerance():
     with pytest.raises(ValueError, match="max_ms"):
         selection.choose_backbone(table, max_ms=0.1)
 
+
+
+@pytest.mark.slow
+@pytest.mark.claims
+def test_claim_pretrained_backbones_beat_random_floor_and_cached_probe_is_faster():
+    """Chapter 03: both course backbones beat the random-weights floor on Greek glyphs by a wide
+    margin; chapter 02: a probe on cached features is several times faster than one that runs
+    the frozen backbone every epoch, at the same accuracy."""
+    import time
+
+    from tests.claims_data import subset
+    from tlcourse import zoo
+    from tlcourse.engine import evaluate, fit
+    from tlcourse.nets import Classifier
+    from tlcourse.recipes import feature_loader
+    from tlcourse.surgery import freeze
+
+    def loaders(transform):
+        wrap = lambda xy: DataLoader(TensorDataset(torch.as_tensor(transform(xy[0])).as_subclass(torch.Tensor), xy[1]), batch_size=256)  # noqa: E731
+        return wrap(subset("glyphs-greek", "train", 10)), wrap(subset("glyphs-greek", "test", 20))
+
+    candidates = [selection.from_zoo("glyphnet-s"), selection.from_zoo("glyphnet-m"),
+                  selection.from_zoo("glyphnet-s", pretrained=False)]
+    table, feats = selection.compare_backbones(candidates, loaders, latency_repeats=3, device="cpu", progress=False)
+    floor = table["probe accuracy"].iloc[-1]
+    assert (table["probe accuracy"].iloc[:-1] > floor + 0.3).all(), table
+    assert selection.choose_backbone(table) in ("glyphnet-s", "glyphnet-m")
+
+    train, test = feats["glyphnet-s"]["train"], feats["glyphnet-s"]["test"]
+    x, y = subset("glyphs-greek", "train", 10)
+    inputs = torch.as_tensor(zoo.preprocessing("glyphnet-s")(x)).as_subclass(torch.Tensor)
+    torch.manual_seed(0)
+    model = Classifier(zoo.load_backbone("glyphnet-s"), nn.Linear(train.shape[1], 24))
+    freeze(model.backbone)
+    start = time.perf_counter()
+    fit(model, DataLoader(TensorDataset(inputs, y), batch_size=64, shuffle=True), epochs=6, lr=1e-2, device="cpu", progress=False)
+    in_loop = time.perf_counter() - start
+    torch.manual_seed(0)
+    head = nn.Linear(train.shape[1], 24)
+    start = time.perf_counter()
+    from tlcourse.recipes import extract_features
+
+    cached = extract_features(zoo.load_backbone("glyphnet-s"), DataLoader(TensorDataset(inputs, y), batch_size=64), device="cpu")
+    fit(head, feature_loader(*cached, batch_size=64), epochs=6, lr=1e-2, device="cpu", progress=False)
+    assert in_loop / (time.perf_counter() - start) > 2.0
+    test_loader = feature_loader(test, feats["glyphnet-s"]["test_y"], shuffle=False)
+    assert evaluate(head, test_loader, device="cpu")["accuracy"] > 0.5

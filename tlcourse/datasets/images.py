@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 import zlib
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +175,9 @@ def resolve(source: str | os.PathLike) -> Path:
     return Path(source)
 
 
-def image_folder(source: str | os.PathLike, split: str = "train", transform=None) -> ImageFolder:
+def image_folder(
+    source: str | os.PathLike, split: str = "train", transform: Callable | None = None
+) -> ImageFolder:
     """Split ``split`` of a course dataset (by name) or of any ImageFolder tree, as an ``ImageFolder``.
 
     Items are ``(transform(PIL image), class index)``. The tree is checked first; bad layouts,
@@ -184,7 +187,7 @@ def image_folder(source: str | os.PathLike, split: str = "train", transform=None
 
 
 def load_tensors(
-    source: str | os.PathLike, split: str = "train", transform=None
+    source: str | os.PathLike, split: str = "train", transform: Callable | None = None
 ) -> TensorImageDataset:
     """Split ``split`` decoded once into memory: ``images (N, 3, 32, 32)`` uint8, ``targets (N,)``.
 

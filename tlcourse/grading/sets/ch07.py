@@ -1,0 +1,156 @@
+"""Chapter 07 (text fine-tuning): padding and truncation, masked mean pooling, a sentence
+classifier's logits from an encoder, and macro-F1.
+
+The reference implementations below are what the checks compare with; the learner writes their
+own in exercises/07_text_finetuning.ipynb. ``transformers`` is imported only when the cases of
+07.3 are built (a tiny random BERT), so loading this question set stays fast.
+
+Introduced in exercises/07_text_finetuning.ipynb.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from sklearn.metrics import f1_score
+from torch import nn
+
+from tlcourse.grading.questions import OpenQuestion, Question, same
+
+CLS, SEP, PAD = 101, 102, 0
+
+
+def close(got: Any, expected: Any) -> str | None:
+    """:func:`same` with a float tolerance for answers that may sum in another order."""
+    return same(got, expected, rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ 07.1 pad and truncate
+
+
+def ref_pad_and_truncate(token_lists: list[list[int]], pad_id: int, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = min(max_length, max(len(ids) for ids in token_lists))
+    input_ids = torch.full((len(token_lists), width), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(token_lists), width, dtype=torch.long)
+    for row, ids in enumerate(token_lists):
+        kept = ids if len(ids) <= width else ids[: width - 1] + ids[-1:]
+        input_ids[row, : len(kept)] = torch.tensor(kept)
+        mask[row, : len(kept)] = 1
+    return input_ids, mask
+
+
+def cases_pad(gen: torch.Generator) -> list[tuple]:
+    """Lists [CLS] ... [SEP] of random lengths; max_length above, within and below the longest."""
+    cases = []
+    for n, max_length, pad_id in ((3, 64, 0), (4, 6, 0), (5, 8, 7)):
+        lengths = torch.randint(3, 11, (n,), generator=gen).tolist()
+        lists = [[CLS, *torch.randint(1000, 2000, (k - 2,), generator=gen).tolist(), SEP] for k in lengths]
+        cases.append((lists, pad_id, max_length))
+    return cases
+
+
+# ----------------------------------------------------------------------- 07.2 masked mean
+
+
+def ref_masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
+
+
+def cases_masked_mean(gen: torch.Generator) -> list[tuple]:
+    """Right-padded masks, a left-padded one, and a mask with no padding at all."""
+    cases = []
+    for n, t, d, side in ((3, 5, 4, "right"), (4, 7, 6, "left"), (2, 3, 5, "none")):
+        hidden = torch.randn(n, t, d, generator=gen)
+        lengths = torch.randint(1, t + 1, (n,), generator=gen) if side != "none" else torch.full((n,), t)
+        mask = (torch.arange(t).expand(n, t) < lengths.unsqueeze(1)).long()
+        cases.append((hidden, mask.flip(1) if side == "left" else mask))
+    return cases
+
+
+# -------------------------------------------------------------- 07.3 sentence classifier
+
+
+def ref_sentence_logits(encoder: nn.Module, head: nn.Linear, input_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+    mask = (input_ids != pad_id).long()
+    with torch.no_grad():
+        hidden = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
+        return head(ref_masked_mean(hidden, mask))
+
+
+def _tiny_bert(gen: torch.Generator, vocab_size: int) -> nn.Module:
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=32)  # fmt: skip
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+        return BertModel(config).eval()
+
+
+def cases_sentence_logits(gen: torch.Generator) -> list[tuple]:
+    """A tiny random BERT (eval mode), a linear head and right-padded token ids."""
+    cases = []
+    for n, t, num_classes, pad_id in ((3, 6, 2, 0), (4, 9, 5, 0), (2, 5, 3, 1)):
+        encoder = _tiny_bert(gen, vocab_size=50)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+            head = nn.Linear(16, num_classes)
+        ids = torch.randint(2, 50, (n, t), generator=gen)
+        lengths = torch.randint(2, t + 1, (n,), generator=gen)
+        lengths[0] = t  # the longest row has no padding
+        ids[torch.arange(t).expand(n, t) >= lengths.unsqueeze(1)] = pad_id
+        cases.append((encoder, head, ids, pad_id))
+    return cases
+
+
+# ---------------------------------------------------------------------------- 07.4 macro-F1
+
+
+def ref_macro_f1(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
+    return float(f1_score(labels.numpy(), predictions.numpy(), labels=list(range(num_classes)),
+                          average="macro", zero_division=0))  # fmt: skip
+
+
+def cases_macro_f1(gen: torch.Generator) -> list[tuple]:
+    """Every class occurs in ``labels``; one case never predicts some classes (0/0 precision)."""
+    cases = []
+    for n, c, never in ((20, 3, False), (37, 5, True), (12, 2, False)):
+        labels = torch.cat([torch.arange(c), torch.randint(0, c, (n - c,), generator=gen)])
+        labels = labels[torch.randperm(n, generator=gen)]
+        predictions = torch.where(torch.rand(n, generator=gen) < 0.6, labels, torch.randint(0, c, (n,), generator=gen))
+        if never:
+            predictions = predictions.clamp(max=c - 3)  # classes c-2 and c-1 are never predicted
+        cases.append((predictions, labels, c))
+    return cases
+
+
+QUESTIONS = [
+    Question(
+        id="07.1", function="pad_and_truncate", points=2, title="pad, truncate and mask a batch",
+        cases=cases_pad, reference=ref_pad_and_truncate,
+        hint="the width is min(max_length, longest list); a list that is too long keeps its first "
+        "width - 1 ids and ends with its own last id ([SEP]); pad with pad_id; the mask is 1 on kept ids; "
+        "both tensors torch.long.",
+    ),
+    Question(
+        id="07.2", function="masked_mean", points=2, title="mean-pool token vectors with the attention mask",
+        cases=cases_masked_mean, reference=ref_masked_mean, compare=close,
+        hint="multiply the hidden states (N, T, D) by the mask as (N, T, 1) floats, sum over dim 1, "
+        "and divide by the number of real tokens per row (also summed over dim 1); padding may be on either side.",
+    ),
+    Question(
+        id="07.3", function="sentence_logits", points=3, title="logits of a sentence classifier",
+        cases=cases_sentence_logits, reference=ref_sentence_logits, compare=close,
+        hint="the mask is (input_ids != pad_id); pass it to the encoder as attention_mask, mean-pool "
+        "last_hidden_state with the same mask, then apply the head.",
+    ),
+    Question(
+        id="07.4", function="macro_f1", points=2, title="macro-F1 by hand",
+        cases=cases_macro_f1, reference=ref_macro_f1,
+        hint="for each class c: precision = TP / predicted c, recall = TP / true c, F1 = 2PR / (P + R), "
+        "taking 0 whenever a denominator is 0; average over all num_classes classes; return a Python float.",
+    ),
+    OpenQuestion(id="07.5", points=2, title="frozen encoder or full fine-tuning for a support desk?"),
+]
