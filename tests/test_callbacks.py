@@ -3,28 +3,11 @@ import torch
 from torch.optim.lr_scheduler import OneCycleLR
 
 from tlcourse import checkpoint as ckpt
-from tlcourse.callbacks import Checkpoint, EarlyStopping, LRScheduler
+from tlcourse.callbacks import Checkpoint, EarlyStopping, LRScheduler, SimulatedInterrupt
 from tlcourse.engine import fit
 from tlcourse.repro import deterministic, seed_everything
 
 from helpers import loader, model
-
-
-class Interrupt(Exception):
-    pass
-
-
-class StopAfter:
-    """Simulates Ctrl-C after a given epoch (after the checkpoint was written)."""
-
-    order = 99
-
-    def __init__(self, epoch):
-        self.epoch = epoch
-
-    def on_epoch_end(self, state):
-        if state.epoch == self.epoch:
-            raise Interrupt
 
 
 def _run(path, epochs=4, interrupt_at=None):
@@ -37,7 +20,7 @@ def _run(path, epochs=4, interrupt_at=None):
         Checkpoint(path),
     ]
     if interrupt_at:
-        cbs.append(StopAfter(interrupt_at))
+        cbs.append(SimulatedInterrupt(interrupt_at))
     history = fit(m, loader(), epochs=epochs, lr=0.05, callbacks=cbs)
     return m, history
 
@@ -46,7 +29,7 @@ def test_resumed_run_matches_uninterrupted(tmp_path):
     deterministic(True)
     try:
         full, full_history = _run(tmp_path / "a.pt")
-        with pytest.raises(Interrupt):
+        with pytest.raises(KeyboardInterrupt):
             _run(tmp_path / "b.pt", interrupt_at=2)
         resumed, resumed_history = _run(tmp_path / "b.pt")
     finally:

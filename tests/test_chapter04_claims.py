@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import augment, recipes, surgery, zoo
-from tlcourse.callbacks import Checkpoint
+from tlcourse.callbacks import Checkpoint, SimulatedInterrupt
 from tlcourse.datasets import full
 from tlcourse.engine import evaluate, fit, predict
 from tlcourse.evaluation import most_confident_mistakes
@@ -25,19 +25,6 @@ from tlcourse.repro import seed_everything
 from tlcourse.tasks import IMAGE_TASK
 
 pytestmark = pytest.mark.claims
-
-
-class CrashAfter:
-    """Raise ``KeyboardInterrupt`` at the end of epoch ``epoch`` (after the checkpoint saved)."""
-
-    order = 30
-
-    def __init__(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def on_epoch_end(self, state) -> None:
-        if state.epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 def toy_data(n: int = 96) -> TensorDataset:
@@ -76,7 +63,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
 
     straight, h1 = run(tmp_path / "a.pt")
     with pytest.raises(KeyboardInterrupt):
-        run(tmp_path / "b.pt", [CrashAfter(2)])
+        run(tmp_path / "b.pt", [SimulatedInterrupt(2)])
     resumed, h2 = run(tmp_path / "b.pt")
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)

@@ -141,3 +141,22 @@ def _loader_generator(loader) -> torch.Generator | None:
     """The generator that shuffles a DataLoader, if it has its own."""
     sampler = getattr(loader, "sampler", None)
     return getattr(sampler, "generator", None) or getattr(loader, "generator", None)
+
+
+class SimulatedInterrupt:
+    """Raise ``KeyboardInterrupt`` at the end of epoch ``epoch``, as if the user pressed Ctrl-C.
+
+    It runs after :class:`Checkpoint` has saved that epoch, so calling ``fit`` again with the same
+    checkpoint resumes where the run stopped. For demonstrations and tests of resuming.
+
+    Introduced in notebooks/04_image_finetuning.ipynb.
+    """
+
+    order = 30
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_epoch_end(self, state) -> None:
+        if state.epoch == self.epoch:
+            raise KeyboardInterrupt(f"simulated interruption after epoch {state.epoch}")

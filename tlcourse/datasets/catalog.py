@@ -93,13 +93,15 @@ def cli_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tlcourse data")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="print the catalogue")
-    for cmd in ("info", "prepare"):
-        sub.add_parser(cmd).add_argument("name")
+    sub.add_parser("info", help="print a dataset's datasheet").add_argument("name")
+    prep = sub.add_parser("prepare", help="build (quick) or download (full) a dataset")
+    prep.add_argument("name")
+    prep.add_argument("--force", action="store_true", help="rebuild even if a complete copy exists")
     args = parser.parse_args(argv)
     if args.command == "list":
         print(format_table(all_datasets()))
     elif args.command == "info":
         print(info(args.name).datasheet)
     else:
-        print(prepare(args.name))
+        print(prepare(args.name, **({"force": True} if args.force else {})))
     return 0
