@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -56,13 +58,16 @@ def test_unwritable_cache(tmp_path, monkeypatch):
         paths.home()
 
 
-def test_nothing_written_to_cwd_on_import(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    import importlib
-
-    import tlcourse.engine
-
-    importlib.reload(tlcourse.engine)
+def test_imports_do_no_work(tmp_path):
+    """Importing the package's modules writes nothing to the cwd or the cache, and seeds nothing."""
+    code = (
+        "import torch; before = torch.initial_seed();"
+        "import tlcourse.engine, tlcourse.recipes, tlcourse.zoo, tlcourse.plots, tlcourse.doctor;"
+        "import tlcourse.datasets.images, tlcourse.datasets.speech, tlcourse.datasets.text;"
+        "assert torch.initial_seed() == before"
+    )
+    env = {**os.environ, "TLCOURSE_HOME": str(tmp_path / "home")}
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True, timeout=120)
     assert list(tmp_path.iterdir()) == []
 
 
