@@ -7,6 +7,7 @@ PY       := $(VENV)/bin/python
 STAMP    := $(VENV)/.installed
 PROFILE  ?= quick
 LAB_ARGS ?=
+ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 NB_TIMEOUT ?= 170
 
@@ -26,13 +27,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	$(PY) -m ipykernel install --sys-prefix --name tlcourse --display-name "Python (tlcourse)" >/dev/null
 	touch $(STAMP)
 
 install: $(STAMP)
 
 lab: $(STAMP)
-	$(PY) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" $(LAB_ARGS) notebooks/00_welcome.ipynb
+	$(PY) -m ipykernel install --sys-prefix --name tlcourse --display-name "Python (tlcourse)" >/dev/null
+	$(PY) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_ARGS) $(LAB_ARGS) notebooks/00_welcome.ipynb
 
 # Unit tests, claims tests and the grading round trip (two workers of one thread each: two
 # workers of two OpenMP threads on two cores spin against each other and run ~40x slower),

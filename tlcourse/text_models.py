@@ -76,7 +76,11 @@ def load_task(profile: str | None = None) -> tuple[TextSplit, TextSplit]:
 
 def few_shot(split: TextSplit, labels_per_class: int | None, seed: int = 0) -> TextSplit:
     """``labels_per_class`` random examples of each class (``None``: all), in a random order from ``seed``."""
-    chosen = range(len(split)) if labels_per_class is None else sample_per_class(split.labels, labels_per_class, seed)
+    chosen = (
+        range(len(split))
+        if labels_per_class is None
+        else sample_per_class(split.labels, labels_per_class, seed)
+    )
     order = np.random.default_rng(seed).permutation(list(chosen))
     return split.subset(order.tolist())
 
@@ -84,14 +88,18 @@ def few_shot(split: TextSplit, labels_per_class: int | None, seed: int = 0) -> T
 # ----------------------------------------------------------------------------- TF-IDF
 
 
-def tfidf_logreg(train: TextSplit, test: TextSplit, *, C: float = 10.0, labels_per_class: int | None = None) -> Result:
+def tfidf_logreg(
+    train: TextSplit, test: TextSplit, *, C: float = 10.0, labels_per_class: int | None = None
+) -> Result:
     """TF-IDF of words and word pairs + logistic regression, fitted on ``train``, scored on ``test``.
 
     Trainable parameters: one weight per (n-gram in the training vocabulary, class) + biases.
     """
     start = time.perf_counter()
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    model = LogisticRegression(C=C, max_iter=2000).fit(vectorizer.fit_transform(train.texts), train.labels)
+    model = LogisticRegression(C=C, max_iter=2000).fit(
+        vectorizer.fit_transform(train.texts), train.labels
+    )
     predictions = model.predict(vectorizer.transform(test.texts))
     trainable = model.coef_.size + model.intercept_.size
     return score("TF-IDF + logistic regression", labels_per_class, predictions, test.labels, trainable,
@@ -114,7 +122,9 @@ class TokenLookup(nn.Module):
         return self.table[input_ids]
 
 
-def bag_of_tokens(known_ids: torch.Tensor, vocab_size: int, num_classes: int, dim: int = 64) -> Classifier:
+def bag_of_tokens(
+    known_ids: torch.Tensor, vocab_size: int, num_classes: int, dim: int = 64
+) -> Classifier:
     """``head(mean of token embeddings)``: token ids ``(N, T)`` -> logits ``(N, num_classes)``, all weights random.
 
     Only the ``known_ids`` (the word pieces seen in training, padding excluded) get an embedding;
@@ -141,9 +151,20 @@ def train_bag_of_tokens(train: TextSplit, test: TextSplit, tokenizer, *, steps: 
     loader = text_loader(train.texts, train.labels, tokenizer, batch_size=batch_size, shuffle=True, seed=seed,
                          max_length=max_length)  # fmt: skip
     ids = torch.unique(loader.dataset.tensors[0])
-    model = bag_of_tokens(ids[ids != tokenizer.pad_token_id], len(tokenizer), len(train.label_names), dim)
-    fit(model, loader, epochs=max(1, round(steps / len(loader))), lr=lr, device="cpu", progress=False)
-    logits, _ = predict(model, text_loader(test.texts, test.labels, tokenizer, batch_size=256), device="cpu")
+    model = bag_of_tokens(
+        ids[ids != tokenizer.pad_token_id], len(tokenizer), len(train.label_names), dim
+    )
+    fit(
+        model,
+        loader,
+        epochs=max(1, round(steps / len(loader))),
+        lr=lr,
+        device="cpu",
+        progress=False,
+    )
+    logits, _ = predict(
+        model, text_loader(test.texts, test.labels, tokenizer, batch_size=256), device="cpu"
+    )
     return score("small model from scratch", labels_per_class, logits, test.labels, count_parameters(model),
                  time.perf_counter() - start)  # fmt: skip
 
@@ -180,10 +201,14 @@ def fine_tune_encoder(train: TextSplit, test: TextSplit, *, name: str | None = N
     seed_everything(seed)
     model, tokenizer = text_classifier(len(train.label_names), name=name)
     start = time.perf_counter()
-    loader = text_loader(train.texts, train.labels, tokenizer, batch_size=batch_size, max_length=max_length)
+    loader = text_loader(
+        train.texts, train.labels, tokenizer, batch_size=batch_size, max_length=max_length
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     seed_everything(seed)
-    history = fit(model, loader, epochs=epochs, optimizer=optimizer, device=device, progress=progress)
+    history = fit(
+        model, loader, epochs=epochs, optimizer=optimizer, device=device, progress=progress
+    )
     logits = predict_texts(model, test.texts, tokenizer, max_length=max_length)
     result = score("fine-tuned encoder", labels_per_class, logits, test.labels,
                    count_parameters(model, trainable=True), time.perf_counter() - start)  # fmt: skip

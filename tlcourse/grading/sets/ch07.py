@@ -29,7 +29,9 @@ def close(got: Any, expected: Any) -> str | None:
 # ------------------------------------------------------------------ 07.1 pad and truncate
 
 
-def ref_pad_and_truncate(token_lists: list[list[int]], pad_id: int, max_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+def ref_pad_and_truncate(
+    token_lists: list[list[int]], pad_id: int, max_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     width = min(max_length, max(len(ids) for ids in token_lists))
     input_ids = torch.full((len(token_lists), width), pad_id, dtype=torch.long)
     mask = torch.zeros(len(token_lists), width, dtype=torch.long)
@@ -45,7 +47,10 @@ def cases_pad(gen: torch.Generator) -> list[tuple]:
     cases = []
     for n, max_length, pad_id in ((3, 64, 0), (4, 6, 0), (5, 8, 7)):
         lengths = torch.randint(3, 11, (n,), generator=gen).tolist()
-        lists = [[CLS, *torch.randint(1000, 2000, (k - 2,), generator=gen).tolist(), SEP] for k in lengths]
+        lists = [
+            [CLS, *torch.randint(1000, 2000, (k - 2,), generator=gen).tolist(), SEP]
+            for k in lengths
+        ]
         cases.append((lists, pad_id, max_length))
     return cases
 
@@ -63,7 +68,9 @@ def cases_masked_mean(gen: torch.Generator) -> list[tuple]:
     cases = []
     for n, t, d, side in ((3, 5, 4, "right"), (4, 7, 6, "left"), (2, 3, 5, "none")):
         hidden = torch.randn(n, t, d, generator=gen)
-        lengths = torch.randint(1, t + 1, (n,), generator=gen) if side != "none" else torch.full((n,), t)
+        lengths = (
+            torch.randint(1, t + 1, (n,), generator=gen) if side != "none" else torch.full((n,), t)
+        )
         mask = (torch.arange(t).expand(n, t) < lengths.unsqueeze(1)).long()
         cases.append((hidden, mask.flip(1) if side == "left" else mask))
     return cases
@@ -72,7 +79,9 @@ def cases_masked_mean(gen: torch.Generator) -> list[tuple]:
 # -------------------------------------------------------------- 07.3 sentence classifier
 
 
-def ref_sentence_logits(encoder: nn.Module, head: nn.Linear, input_ids: torch.Tensor, pad_id: int) -> torch.Tensor:
+def ref_sentence_logits(
+    encoder: nn.Module, head: nn.Linear, input_ids: torch.Tensor, pad_id: int
+) -> torch.Tensor:
     mask = (input_ids != pad_id).long()
     with torch.no_grad():
         hidden = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
@@ -119,7 +128,9 @@ def cases_macro_f1(gen: torch.Generator) -> list[tuple]:
     for n, c, never in ((20, 3, False), (37, 5, True), (12, 2, False)):
         labels = torch.cat([torch.arange(c), torch.randint(0, c, (n - c,), generator=gen)])
         labels = labels[torch.randperm(n, generator=gen)]
-        predictions = torch.where(torch.rand(n, generator=gen) < 0.6, labels, torch.randint(0, c, (n,), generator=gen))
+        predictions = torch.where(
+            torch.rand(n, generator=gen) < 0.6, labels, torch.randint(0, c, (n,), generator=gen)
+        )
         if never:
             predictions = predictions.clamp(max=c - 3)  # classes c-2 and c-1 are never predicted
         cases.append((predictions, labels, c))
@@ -128,29 +139,49 @@ def cases_macro_f1(gen: torch.Generator) -> list[tuple]:
 
 QUESTIONS = [
     Question(
-        id="07.1", function="pad_and_truncate", points=2, title="pad, truncate and mask a batch",
-        cases=cases_pad, reference=ref_pad_and_truncate,
+        id="07.1",
+        function="pad_and_truncate",
+        points=2,
+        title="pad, truncate and mask a batch",
+        cases=cases_pad,
+        reference=ref_pad_and_truncate,
         hint="the width is min(max_length, longest list); a list that is too long keeps its first "
         "width - 1 ids and ends with its own last id ([SEP]); pad with pad_id; the mask is 1 on kept ids; "
         "both tensors torch.long.",
     ),
     Question(
-        id="07.2", function="masked_mean", points=2, title="mean-pool token vectors with the attention mask",
-        cases=cases_masked_mean, reference=ref_masked_mean, compare=close,
+        id="07.2",
+        function="masked_mean",
+        points=2,
+        title="mean-pool token vectors with the attention mask",
+        cases=cases_masked_mean,
+        reference=ref_masked_mean,
+        compare=close,
         hint="multiply the hidden states (N, T, D) by the mask as (N, T, 1) floats, sum over dim 1, "
         "and divide by the number of real tokens per row (also summed over dim 1); padding may be on either side.",
     ),
     Question(
-        id="07.3", function="sentence_logits", points=3, title="logits of a sentence classifier",
-        cases=cases_sentence_logits, reference=ref_sentence_logits, compare=close,
+        id="07.3",
+        function="sentence_logits",
+        points=3,
+        title="logits of a sentence classifier",
+        cases=cases_sentence_logits,
+        reference=ref_sentence_logits,
+        compare=close,
         hint="the mask is (input_ids != pad_id); pass it to the encoder as attention_mask, mean-pool "
         "last_hidden_state with the same mask, then apply the head.",
     ),
     Question(
-        id="07.4", function="macro_f1", points=2, title="macro-F1 by hand",
-        cases=cases_macro_f1, reference=ref_macro_f1,
+        id="07.4",
+        function="macro_f1",
+        points=2,
+        title="macro-F1 by hand",
+        cases=cases_macro_f1,
+        reference=ref_macro_f1,
         hint="for each class c: precision = TP / predicted c, recall = TP / true c, F1 = 2PR / (P + R), "
         "taking 0 whenever a denominator is 0; average over all num_classes classes; return a Python float.",
     ),
-    OpenQuestion(id="07.5", points=2, title="frozen encoder or full fine-tuning for a support desk?"),
+    OpenQuestion(
+        id="07.5", points=2, title="frozen encoder or full fine-tuning for a support desk?"
+    ),
 ]
