@@ -10,6 +10,9 @@ LAB_ARGS ?=
 ROOT_ARGS := $(if $(filter 0,$(shell id -u)),--allow-root,)
 PYTEST_ARGS ?=
 NB_TIMEOUT ?= 170
+# Notebooks under test use their own course cache (built on the first run, then reused);
+# unit tests each get a temporary one (see tests/conftest.py).
+TEST_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tlcourse-test
 
 export TLCOURSE_PROFILE ?= $(PROFILE)
 export KERAS_BACKEND := torch
@@ -41,8 +44,8 @@ lab: $(STAMP)
 # notebooks/ and solutions/ one at a time so that each one's time is its own; all offline.
 test: $(STAMP)
 	OMP_NUM_THREADS=1 bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider $(PYTEST_ARGS) tests
-	bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=$(NB_TIMEOUT) $(PYTEST_ARGS) notebooks solutions
+	TLCOURSE_HOME=$(TEST_HOME) bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax \
+		--nbval-current-env --nbval-cell-timeout=$(NB_TIMEOUT) $(PYTEST_ARGS) notebooks solutions
 
 unit: $(STAMP)
 	OMP_NUM_THREADS=1 bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider -m "not claims" tests
