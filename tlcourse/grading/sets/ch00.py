@@ -11,22 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tlcourse.grading.cases import random_classifier
 from tlcourse.grading.observers import image_classifier_report, trainable_flags
 from tlcourse.grading.questions import OpenQuestion, Question
-from tlcourse.nets import Classifier, tiny_cnn
-
-
-def _model(gen: torch.Generator) -> Classifier:
-    """A tiny random Classifier with random width, class count and requires_grad flags."""
-    num_classes = int(torch.randint(2, 10, (1,), generator=gen))
-    width = int(torch.randint(2, 5, (1,), generator=gen)) * 2
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
-        model = tiny_cnn(num_classes=num_classes, width=width)
-    for p in model.parameters():
-        p.requires_grad_(bool(torch.rand(1, generator=gen) < 0.6))
-    return model
-
+from tlcourse.nets import Classifier
 
 # ----------------------------------------------------------------------- 00.1 count trainable
 
@@ -37,11 +25,14 @@ def ref_count_trainable(model: nn.Module) -> int:
 
 def cases_model(gen: torch.Generator) -> list[tuple]:
     """Three tiny models: random flags, head frozen + backbone trainable, all trainable."""
-    head_frozen, all_trainable = _model(gen), _model(gen)
+    head_frozen, all_trainable = (
+        random_classifier(gen, p_trainable=0.6),
+        random_classifier(gen, p_trainable=0.6),
+    )
     head_frozen.requires_grad_(True)
     head_frozen.head.requires_grad_(False)
     all_trainable.requires_grad_(True)
-    return [(_model(gen),), (head_frozen,), (all_trainable,)]
+    return [(random_classifier(gen, p_trainable=0.6),), (head_frozen,), (all_trainable,)]
 
 
 # ------------------------------------------------------------------------ 00.2 freeze backbone
@@ -63,7 +54,10 @@ def ref_swap_head(model: Classifier, num_classes: int) -> Classifier:
 
 
 def cases_swap(gen: torch.Generator) -> list[tuple]:
-    return [(_model(gen), int(torch.randint(2, 40, (1,), generator=gen))) for _ in range(3)]
+    return [
+        (random_classifier(gen, p_trainable=0.6), int(torch.randint(2, 40, (1,), generator=gen)))
+        for _ in range(3)
+    ]
 
 
 # ------------------------------------------------------------------------- 00.4 normalise

@@ -10,23 +10,10 @@ from __future__ import annotations
 
 import torch
 
+from tlcourse.grading.cases import random_classifier
 from tlcourse.grading.observers import trainable_flags
 from tlcourse.grading.questions import OpenQuestion, Question
-from tlcourse.nets import Classifier, tiny_cnn
-
-
-def _model(gen: torch.Generator, num_classes: int | None = None) -> Classifier:
-    """A tiny random Classifier (3 blocks with parameters) with random requires_grad flags."""
-    if num_classes is None:
-        num_classes = int(torch.randint(2, 10, (1,), generator=gen))
-    width = int(torch.randint(2, 5, (1,), generator=gen)) * 2
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
-        model = tiny_cnn(num_classes=num_classes, width=width)
-    for p in model.parameters():
-        p.requires_grad_(bool(torch.rand(1, generator=gen) < 0.5))
-    return model
-
+from tlcourse.nets import Classifier
 
 # -------------------------------------------------------------------- 01.1 freeze first k
 
@@ -43,7 +30,7 @@ def ref_freeze_first_k(model: Classifier, k: int) -> None:
 def cases_freeze(gen: torch.Generator) -> list[tuple]:
     """k = 0, all blocks, and two in between, on models that arrive with random flags."""
     middle = [int(torch.randint(1, 3, (1,), generator=gen)) for _ in range(2)]
-    return [(_model(gen), k) for k in (0, 3, *middle)]
+    return [(random_classifier(gen), k) for k in (0, 3, *middle)]
 
 
 # ------------------------------------------------------------------ 01.3 prototype probe
@@ -80,7 +67,7 @@ def ref_trainable_by_depth(model: Classifier) -> list[int]:
 
 
 def cases_depth(gen: torch.Generator) -> list[tuple]:
-    return [(_model(gen),) for _ in range(3)]
+    return [(random_classifier(gen),) for _ in range(3)]
 
 
 # --------------------------------------------------------------- 01.4 first k per class
