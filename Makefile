@@ -51,8 +51,8 @@ unit: $(STAMP)
 	OMP_NUM_THREADS=1 bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider -m "not claims" tests
 
 notebooks: $(STAMP)
-	bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=$(NB_TIMEOUT) notebooks solutions
+	TLCOURSE_HOME=$(TEST_HOME) bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax \
+		--nbval-current-env --nbval-cell-timeout=$(NB_TIMEOUT) $(PYTEST_ARGS) notebooks solutions
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
