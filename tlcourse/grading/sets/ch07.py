@@ -89,7 +89,10 @@ def ref_sentence_logits(
 
 
 def _tiny_bert(gen: torch.Generator, vocab_size: int) -> nn.Module:
-    from transformers import BertConfig, BertModel
+    # The modules themselves, not ``transformers``' lazy top level: the batch grader prepares
+    # submissions in threads, and two threads resolving lazy names at once can fail.
+    from transformers.models.bert.configuration_bert import BertConfig
+    from transformers.models.bert.modeling_bert import BertModel
 
     config = BertConfig(vocab_size=vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=32)  # fmt: skip
