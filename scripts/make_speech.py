@@ -121,12 +121,18 @@ def write_opus(path: Path, audio: np.ndarray) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tlcourse/assets/speech")
+    parser.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "tlcourse/assets/speech"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--per-word", type=int, default=None, help="clips per word (default 120 source / 80 target)")
+    parser.add_argument(
+        "--per-word", type=int, default=None, help="clips per word (default 120 source / 80 target)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("espeak-ng") is None:
-        raise SystemExit("espeak-ng not found: install it (Debian/Ubuntu: `apt-get install -y espeak-ng`).")
+        raise SystemExit(
+            "espeak-ng not found: install it (Debian/Ubuntu: `apt-get install -y espeak-ng`)."
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     start, tmp = time.time(), Path(tempfile.mkdtemp(dir=args.out, prefix=".tmp-"))
     (tmp / "clips").mkdir()

@@ -258,7 +258,11 @@ def render(core: str, label: str, details: dict[str, list[str]], rng: random.Ran
     sentence = sentence[0].upper() + sentence[1:]
     if rng.random() < 0.22:
         others = [t for t in FINE if t != label]
-        lead = rng.choice(split_list(GRIPES)) if label == "praise" else rng.choice(split_list(FINE[rng.choice(others)]))
+        lead = (
+            rng.choice(split_list(GRIPES))
+            if label == "praise"
+            else rng.choice(split_list(FINE[rng.choice(others)]))
+        )
         keep_case = sentence.split()[0] in ("I", "I'm", "I've", "I'd")
         sentence = f"{lead}, but {sentence if keep_case else sentence[0].lower() + sentence[1:]}"
     parts = [rng.choice(split_list(GREETINGS))] if rng.random() < 0.5 else []
@@ -276,11 +280,18 @@ def build(seed: int = 0) -> list[dict]:
     """The whole corpus: ``[{"id", "text", "label", "split"}]``, de-duplicated, split by core."""
     rng, rows = random.Random(seed), []
     for label in LABELS:
-        cores, details = split_shares(split_list(CORES[label]), rng), split_shares(split_list(DETAILS[label]), rng)
+        cores, details = (
+            split_shares(split_list(CORES[label]), rng),
+            split_shares(split_list(DETAILS[label]), rng),
+        )
         for split, _ in SPLIT_SHARES:
             for core in cores[split]:
                 rows += [
-                    {"text": render(core, label, {label: details[split]}, rng), "label": label, "split": split}
+                    {
+                        "text": render(core, label, {label: details[split]}, rng),
+                        "label": label,
+                        "split": split,
+                    }
                     for _ in range(RENDERINGS)
                 ]
     rows = deduplicate(rows)
@@ -314,7 +325,11 @@ def deduplicate(rows: list[dict], threshold: float = 0.5) -> list[dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tlcourse/assets/text/tickets.jsonl")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "tlcourse/assets/text/tickets.jsonl",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rows = build(args.seed)

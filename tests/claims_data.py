@@ -20,10 +20,14 @@ def subset(name: str, split: str, per_class: int, seed: int = 0):
     return data.images[idx], data.targets[idx]
 
 
-def features(backbone, transform, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def features(
+    backbone, transform, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Backbone features of uint8 images ``x`` preprocessed (as a batch) with ``transform``."""
     inputs = torch.as_tensor(transform(x)).as_subclass(torch.Tensor)
-    return extract_features(backbone, DataLoader(TensorDataset(inputs, y), batch_size=256), device="cpu")
+    return extract_features(
+        backbone, DataLoader(TensorDataset(inputs, y), batch_size=256), device="cpu"
+    )
 
 
 def backbone_and_preprocessing():

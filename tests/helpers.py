@@ -17,9 +17,13 @@ def blobs(n: int = 128, num_classes: int = 3, seed: int = 0, size: int = 8) -> T
     return TensorDataset(x, y)
 
 
-def loader(n: int = 128, num_classes: int = 3, seed: int = 0, batch_size: int = 32, shuffle: bool = True) -> DataLoader:
+def loader(
+    n: int = 128, num_classes: int = 3, seed: int = 0, batch_size: int = 32, shuffle: bool = True
+) -> DataLoader:
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(blobs(n, num_classes, seed), batch_size=batch_size, shuffle=shuffle, generator=g)
+    return DataLoader(
+        blobs(n, num_classes, seed), batch_size=batch_size, shuffle=shuffle, generator=g
+    )
 
 
 def model(num_classes: int = 3, seed: int = 0):

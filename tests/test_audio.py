@@ -41,7 +41,9 @@ def test_logmel_shape_and_sine_peak():
     sine = torch.sin(2 * torch.pi * 1000 * t)
     mel = audio.LogMel()(torch.stack([sine, 0.5 * sine]))
     assert mel.shape == (2, 1, 40, audio.num_frames()) == (2, 1, 40, 101)
-    edges = audio.mel_to_hz(torch.linspace(float(audio.hz_to_mel(20.0)), float(audio.hz_to_mel(8000.0)), 42))
+    edges = audio.mel_to_hz(
+        torch.linspace(float(audio.hz_to_mel(20.0)), float(audio.hz_to_mel(8000.0)), 42)
+    )
     nearest = int(torch.argmin((edges[1:-1] - 1000).abs()))
     assert int(mel[0, 0, :, 50].argmax()) == nearest
 
@@ -122,11 +124,18 @@ def test_augmented_waves_is_repeatable():
     g = torch.Generator().manual_seed(0)
     waves, labels = torch.randn(10, 1, 16000, generator=g), torch.arange(10)
     noise = [torch.randn(40000, generator=g)]
-    make = lambda: audio.AugmentedWaves(waves, labels, noise, batch_size=4, spec_augment=audio.SpecAugment(), seed=5)  # noqa: E731
+
+    def make():
+        return audio.AugmentedWaves(
+            waves, labels, noise, batch_size=4, spec_augment=audio.SpecAugment(), seed=5
+        )
+
     a, b = list(make()), list(make())
     assert len(a) == len(make()) == 3
     assert a[0][0].shape == (4, 1, 40, 101)
-    assert all(torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b, strict=True))
+    assert all(
+        torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b, strict=True)
+    )
 
 
 def test_shipped_backbone_loads_and_rejects_other_architectures(tmp_path):
@@ -144,7 +153,9 @@ def test_shipped_backbone_loads_and_rejects_other_architectures(tmp_path):
 
 def test_zoo_entry_and_card():
     entry = audio.ZOO["kwsnet"]
-    assert entry.modality == "audio" and entry.input_size == (1, 40, 101) and entry.train is not None
+    assert (
+        entry.modality == "audio" and entry.input_size == (1, 40, 101) and entry.train is not None
+    )
     assert entry.build(5)(torch.randn(1, 1, 40, 101)).shape == (1, 5)
     for word in ("Data", "Recipe", "Source accuracy", "Build", "Licence", "parameters"):
         assert word in entry.card

@@ -11,14 +11,18 @@ from tlcourse import augment
 
 
 def _images(n: int = 4, size: int = 32) -> torch.Tensor:
-    return torch.randint(0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    return torch.randint(
+        0, 256, (n, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)
+    )
 
 
 def test_eval_transform_matches_manual_normalisation():
     image = _images(1)[0]
     mean, std = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
     out = augment.eval_transform(mean, std)(image)
-    expected = (image.float() / 255 - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    expected = (image.float() / 255 - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(
+        3, 1, 1
+    )
     assert out.dtype == torch.float32 and out.shape == (3, 32, 32)
     assert torch.allclose(out, expected, atol=1e-5)
 
@@ -43,7 +47,9 @@ def _entry(size=16, resize=True):
     from torchvision.transforms import v2
 
     steps = (lambda: [v2.Resize(size, antialias=True), v2.CenterCrop(size)]) if resize else None
-    return types.SimpleNamespace(mean=(0.1, 0.2, 0.3), std=(0.3, 0.3, 0.3), input_size=(3, size, size), resize_steps=steps)
+    return types.SimpleNamespace(
+        mean=(0.1, 0.2, 0.3), std=(0.3, 0.3, 0.3), input_size=(3, size, size), resize_steps=steps
+    )
 
 
 def test_for_backbone_uses_entry_statistics():
@@ -59,11 +65,26 @@ def test_for_backbone_uses_entry_statistics():
 
 def test_normalization_variants_differ_as_named():
     image = _images(1)[0]
-    variants = {k: t(image) for k, t in augment.normalization_variants(types.SimpleNamespace(mean=(0.5,) * 3, std=(0.25,) * 3, input_size=(3, 32, 32))).items()}
-    assert set(variants) == {"matched", "no normalisation", "ImageNet statistics", "0-255, no scaling"}
-    assert float(variants["no normalisation"].min()) >= 0 and float(variants["no normalisation"].max()) <= 1
+    variants = {
+        k: t(image)
+        for k, t in augment.normalization_variants(
+            types.SimpleNamespace(mean=(0.5,) * 3, std=(0.25,) * 3, input_size=(3, 32, 32))
+        ).items()
+    }
+    assert set(variants) == {
+        "matched",
+        "no normalisation",
+        "ImageNet statistics",
+        "0-255, no scaling",
+    }
+    assert (
+        float(variants["no normalisation"].min()) >= 0
+        and float(variants["no normalisation"].max()) <= 1
+    )
     assert float(variants["0-255, no scaling"].max()) > 1.5
-    assert torch.allclose(variants["matched"], (variants["no normalisation"] - 0.5) / 0.25, atol=1e-5)
+    assert torch.allclose(
+        variants["matched"], (variants["no normalisation"] - 0.5) / 0.25, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("strength", augment.STRENGTHS)
@@ -99,8 +120,10 @@ def test_claim_matched_normalisation_beats_mistakes():
 
     train, test = subset("glyphs-digits", "train", 20), subset("glyphs-digits", "test", 30)
     backbone = zoo.load_backbone(BACKBONE).eval()
-    acc = {name: logistic_probe(features(backbone, t, *train), features(backbone, t, *test))
-           for name, t in augment.normalization_variants(zoo.entry(BACKBONE)).items()}
+    acc = {
+        name: logistic_probe(features(backbone, t, *train), features(backbone, t, *test))
+        for name, t in augment.normalization_variants(zoo.entry(BACKBONE)).items()
+    }
     assert acc["matched"] >= max(acc.values()) - 0.02, acc
     assert acc["matched"] - acc["no normalisation"] >= 0.02, acc
     assert acc["matched"] - acc["0-255, no scaling"] >= 0.10, acc

@@ -36,7 +36,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def train_few_shot(model: nn.Module, x, y, *, lr: float, epochs: int, seed: int) -> nn.Module:
     """Train every parameter of ``model`` on the few labelled clips (full batch of all of them)."""
     torch.manual_seed(seed)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=len(y), shuffle=True)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(x, y), batch_size=len(y), shuffle=True
+    )
     fit(model, loader, epochs=epochs, lr=lr, device="cpu", progress=False)
     return model
 
@@ -62,10 +64,16 @@ def compare(features, labels_per_class: int, seeds=SEEDS, epochs: int = 40) -> d
         scores["probe"].append(linear_probe(pretrained, x, y, x_test, y_test))
         torch.manual_seed(seed)
         tuned = Classifier(copy.deepcopy(pretrained), nn.Linear(128, 10))
-        scores["finetune"].append(accuracy(train_few_shot(tuned, x, y, lr=1e-3, epochs=epochs, seed=seed), x_test, y_test))
+        scores["finetune"].append(
+            accuracy(train_few_shot(tuned, x, y, lr=1e-3, epochs=epochs, seed=seed), x_test, y_test)
+        )
         torch.manual_seed(seed)
         scratch = kwsnet(num_classes=10)
-        scores["scratch"].append(accuracy(train_few_shot(scratch, x, y, lr=3e-3, epochs=epochs, seed=seed), x_test, y_test))
+        scores["scratch"].append(
+            accuracy(
+                train_few_shot(scratch, x, y, lr=3e-3, epochs=epochs, seed=seed), x_test, y_test
+            )
+        )
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 

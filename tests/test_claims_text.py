@@ -16,7 +16,9 @@ def tfidf_accuracy(train_texts, train_labels, test_texts, test_labels) -> float:
     from sklearn.linear_model import LogisticRegression
 
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    clf = LogisticRegression(max_iter=2000, C=10).fit(vectorizer.fit_transform(train_texts), train_labels)
+    clf = LogisticRegression(max_iter=2000, C=10).fit(
+        vectorizer.fit_transform(train_texts), train_labels
+    )
     return float(np.mean(clf.predict(vectorizer.transform(test_texts)) == np.asarray(test_labels)))
 
 
@@ -32,7 +34,9 @@ def compare(labels_per_class: int, seeds=SEEDS) -> dict[str, float]:
     from tlcourse.hf import cached_encode
 
     train, test = load_split("train"), load_split("test")
-    subsets = {seed: train.subset(sample_per_class(train.labels, labels_per_class, seed)) for seed in seeds}
+    subsets = {
+        seed: train.subset(sample_per_class(train.labels, labels_per_class, seed)) for seed in seeds
+    }
     pool = sorted({t for s in subsets.values() for t in s.texts})
     emb = dict(zip(pool, cached_encode(pool).numpy(), strict=True))
     test_emb = cached_encode(test.texts).numpy()

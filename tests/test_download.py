@@ -14,7 +14,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from fakes import serve, serve_handler, write_tar, write_zip
 
 from tlcourse import download
 from tlcourse.download import (
@@ -29,6 +28,8 @@ from tlcourse.download import (
     fetch_and_extract,
     require_paths,
 )
+
+from fakes import serve, serve_handler, write_tar, write_zip
 
 PAYLOAD = b"tlcourse test payload\n" * 1000
 

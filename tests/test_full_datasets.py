@@ -10,6 +10,14 @@ import re
 import shutil
 
 import pytest
+from torchvision.datasets import ImageFolder
+
+from tlcourse import download
+from tlcourse.datasets import catalog, full
+from tlcourse.datasets.imagefolder import check_image_folder
+from tlcourse.datasets.speech import SpeechCommands
+from tlcourse.download import LayoutError, OfflineError
+
 from fakes import (
     PET_BREEDS,
     SPEECH_WORDS,
@@ -23,13 +31,6 @@ from fakes import (
     write_tar,
     write_zip,
 )
-from torchvision.datasets import ImageFolder
-
-from tlcourse import download
-from tlcourse.datasets import catalog, full
-from tlcourse.datasets.imagefolder import check_image_folder
-from tlcourse.datasets.speech import SpeechCommands
-from tlcourse.download import LayoutError, OfflineError
 
 
 @pytest.fixture(autouse=True)

@@ -22,7 +22,9 @@ def test_imbalanced_subset_has_requested_counts_and_is_repeatable():
     targets = np.repeat(np.arange(4), 30)
     idx = imbalance.imbalanced_subset(targets, [30, 10, 3, 1], seed=1)
     assert np.bincount(targets[idx]).tolist() == [30, 10, 3, 1]
-    assert np.array_equal(idx, imbalance.imbalanced_subset(torch.as_tensor(targets), [30, 10, 3, 1], seed=1))
+    assert np.array_equal(
+        idx, imbalance.imbalanced_subset(torch.as_tensor(targets), [30, 10, 3, 1], seed=1)
+    )
     with pytest.raises(ValueError, match="fewer than"):
         imbalance.imbalanced_subset(targets, [31, 1, 1, 1])
     with pytest.raises(ValueError, match="entries"):
@@ -74,12 +76,17 @@ def test_claim_weighted_loss_and_sampler_lift_rare_class_recall():
     def recall(loss_fn=None, sampler=None):
         seed_everything(0)
         head = torch.nn.Linear(train[0].shape[1], 10)
-        loader = DataLoader(TensorDataset(*train), batch_size=64, sampler=sampler, shuffle=sampler is None)
+        loader = DataLoader(
+            TensorDataset(*train), batch_size=64, sampler=sampler, shuffle=sampler is None
+        )
         fit(head, loader, epochs=40, lr=1e-2, loss_fn=loss_fn, device="cpu", progress=False)
         logits, y = predict(head, DataLoader(TensorDataset(*test), batch_size=512), device="cpu")
         return per_class_report(logits, y)["recall"].to_numpy()
 
     plain = recall()
-    for fixed in (recall(loss_fn=imbalance.weighted_loss(train[1], 10)), recall(sampler=imbalance.balanced_sampler(train[1]))):
+    for fixed in (
+        recall(loss_fn=imbalance.weighted_loss(train[1], 10)),
+        recall(sampler=imbalance.balanced_sampler(train[1])),
+    ):
         assert fixed[-3:].mean() - plain[-3:].mean() > 0.03, (plain, fixed)
         assert fixed.mean() > plain.mean() - 0.01, (plain, fixed)

@@ -33,7 +33,9 @@ def test_random_split_leaks_groups_and_group_split_does_not():
 def test_near_duplicates_finds_copies():
     g = torch.Generator().manual_seed(0)
     reference = torch.randn(100, 16, generator=g)
-    queries = torch.cat([reference[:5] + 0.01 * torch.randn(5, 16, generator=g), torch.randn(20, 16, generator=g)])
+    queries = torch.cat(
+        [reference[:5] + 0.01 * torch.randn(5, 16, generator=g), torch.randn(20, 16, generator=g)]
+    )
     assert leakage.near_duplicates(queries, reference, 0.95).tolist() == [0, 1, 2, 3, 4]
     sims = leakage.max_similarity(queries, reference)
     assert sims.shape == (25,) and float(sims[:5].min()) > 0.99
@@ -50,11 +52,19 @@ def test_claim_near_duplicates_inflate_a_random_split():
 
     backbone, pre = backbone_and_preprocessing()
     x, y = subset("glyphs-digits", "train", 20, seed=7)
-    near = v2.Compose([v2.RandomAffine(degrees=0, translate=(0.04, 0.04)), v2.ColorJitter(brightness=0.15, contrast=0.15)])
+    near = v2.Compose(
+        [
+            v2.RandomAffine(degrees=0, translate=(0.04, 0.04)),
+            v2.ColorJitter(brightness=0.15, contrast=0.15),
+        ]
+    )
     views, targets, groups = leakage.with_views(x, y, 5, near, seed=0)
     feats = features(backbone, pre, views, targets)
     scores = {}
-    for name, (tr, va) in {"random": leakage.random_split(len(targets), 0.2), "group": leakage.group_split(groups, 0.2)}.items():
+    for name, (tr, va) in {
+        "random": leakage.random_split(len(targets), 0.2),
+        "group": leakage.group_split(groups, 0.2),
+    }.items():
         scores[name] = logistic_probe((feats[0][tr], feats[1][tr]), (feats[0][va], feats[1][va]))
     assert scores["random"] - scores["group"] >= 0.04, scores
     tr, va = leakage.random_split(len(targets), 0.2)

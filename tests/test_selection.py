@@ -14,7 +14,10 @@ from tlcourse import selection
 
 def _loaders(transform):
     train, test = blobs(96, 3, seed=0), blobs(48, 3, seed=1)
-    wrap = lambda ds: TensorDataset(torch.stack([transform(x) for x in ds.tensors[0]]), ds.tensors[1])  # noqa: E731
+
+    def wrap(ds):
+        return TensorDataset(torch.stack([transform(x) for x in ds.tensors[0]]), ds.tensors[1])
+
     return DataLoader(wrap(train), batch_size=32), DataLoader(wrap(test), batch_size=32)
 
 
@@ -28,18 +31,31 @@ def test_latency_is_positive_and_restores_mode():
 
 def test_latency_grows_with_model_size():
     small = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 8))
-    big = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 4096), nn.ReLU(), nn.Linear(4096, 4096))
+    big = nn.Sequential(
+        nn.Flatten(), nn.Linear(3 * 32 * 32, 4096), nn.ReLU(), nn.Linear(4096, 4096)
+    )
     assert selection.latency_ms(big, (3, 32, 32), batch_size=8, repeats=5) > selection.latency_ms(
-        small, (3, 32, 32), batch_size=8, repeats=5)
+        small, (3, 32, 32), batch_size=8, repeats=5
+    )
 
 
 def test_compare_backbones_table_on_fakes():
-    identity = lambda x: x  # noqa: E731
-    good = selection.Candidate("mean colour", nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), identity, (3, 8, 8), "MIT")
+    identity = lambda x: x
+    good = selection.Candidate(
+        "mean colour",
+        nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+        identity,
+        (3, 8, 8),
+        "MIT",
+    )
     cnn = selection.Candidate("tiny cnn", model().backbone, identity, (3, 8, 8))
-    table, feats = selection.compare_backbones([good, cnn], _loaders, latency_repeats=2, device="cpu", progress=False)
+    table, feats = selection.compare_backbones(
+        [good, cnn], _loaders, latency_repeats=2, device="cpu", progress=False
+    )
     assert list(table.index) == ["mean colour", "tiny cnn"]
-    assert {"probe accuracy", "parameters (M)", "CPU ms / image", "feature dim", "licence"} <= set(table.columns)
+    assert {"probe accuracy", "parameters (M)", "CPU ms / image", "feature dim", "licence"} <= set(
+        table.columns
+    )
     assert table.loc["mean colour", "probe accuracy"] > 0.9
     assert table.loc["mean colour", "parameters (M)"] == 0
     assert feats["tiny cnn"]["train"].shape == (96, 16)
@@ -54,21 +70,28 @@ def test_embed_2d_and_separation():
     with pytest.raises(ValueError, match="pca"):
         selection.embed_2d(feats, "umap")
     assert selection.separation(feats, y) > selection.separation(torch.randn(90, 3), y)
-    fig = selection.embedding_grid({"a": selection.embed_2d(feats), "b": selection.embed_2d(feats)}, y, ["x", "y", "z"])
+    fig = selection.embedding_grid(
+        {"a": selection.embed_2d(feats), "b": selection.embed_2d(feats)}, y, ["x", "y", "z"]
+    )
     assert len(fig.axes) == 2
 
 
 def test_choose_backbone_prefers_cheapest_within_tolerance():
     import pandas as pd
 
-    table = pd.DataFrame({"probe accuracy": [0.90, 0.895, 0.60], "parameters (M)": [20.0, 2.0, 0.5],
-                          "CPU ms / image": [30.0, 5.0, 1.0]}, index=["big", "small", "random"])
+    table = pd.DataFrame(
+        {
+            "probe accuracy": [0.90, 0.895, 0.60],
+            "parameters (M)": [20.0, 2.0, 0.5],
+            "CPU ms / image": [30.0, 5.0, 1.0],
+        },
+        index=["big", "small", "random"],
+    )
     assert selection.choose_backbone(table) == "small"
     assert selection.choose_backbone(table, tolerance=0.0) == "big"
     assert selection.choose_backbone(table, tolerance=0.0, max_ms=10) == "small"
     with pytest.raises(ValueError, match="max_ms"):
         selection.choose_backbone(table, max_ms=0.1)
-
 
 
 @pytest.mark.slow
@@ -87,12 +110,22 @@ def test_claim_pretrained_backbones_beat_random_floor_and_cached_probe_is_faster
     from tlcourse.surgery import freeze
 
     def loaders(transform):
-        wrap = lambda xy: DataLoader(TensorDataset(torch.as_tensor(transform(xy[0])).as_subclass(torch.Tensor), xy[1]), batch_size=256)  # noqa: E731
+        def wrap(xy):
+            return DataLoader(
+                TensorDataset(torch.as_tensor(transform(xy[0])).as_subclass(torch.Tensor), xy[1]),
+                batch_size=256,
+            )
+
         return wrap(subset("glyphs-greek", "train", 10)), wrap(subset("glyphs-greek", "test", 20))
 
-    candidates = [selection.from_zoo("glyphnet-s"), selection.from_zoo("glyphnet-m"),
-                  selection.from_zoo("glyphnet-s", pretrained=False)]
-    table, feats = selection.compare_backbones(candidates, loaders, latency_repeats=3, device="cpu", progress=False)
+    candidates = [
+        selection.from_zoo("glyphnet-s"),
+        selection.from_zoo("glyphnet-m"),
+        selection.from_zoo("glyphnet-s", pretrained=False),
+    ]
+    table, feats = selection.compare_backbones(
+        candidates, loaders, latency_repeats=3, device="cpu", progress=False
+    )
     floor = table["probe accuracy"].iloc[-1]
     assert (table["probe accuracy"].iloc[:-1] > floor + 0.3).all(), table
     assert selection.choose_backbone(table) in ("glyphnet-s", "glyphnet-m")
@@ -104,15 +137,33 @@ def test_claim_pretrained_backbones_beat_random_floor_and_cached_probe_is_faster
     model = Classifier(zoo.load_backbone("glyphnet-s"), nn.Linear(train.shape[1], 24))
     freeze(model.backbone)
     start = time.perf_counter()
-    fit(model, DataLoader(TensorDataset(inputs, y), batch_size=64, shuffle=True), epochs=6, lr=1e-2, device="cpu", progress=False)
+    fit(
+        model,
+        DataLoader(TensorDataset(inputs, y), batch_size=64, shuffle=True),
+        epochs=6,
+        lr=1e-2,
+        device="cpu",
+        progress=False,
+    )
     in_loop = time.perf_counter() - start
     torch.manual_seed(0)
     head = nn.Linear(train.shape[1], 24)
     start = time.perf_counter()
     from tlcourse.recipes import extract_features
 
-    cached = extract_features(zoo.load_backbone("glyphnet-s"), DataLoader(TensorDataset(inputs, y), batch_size=64), device="cpu")
-    fit(head, feature_loader(*cached, batch_size=64), epochs=6, lr=1e-2, device="cpu", progress=False)
+    cached = extract_features(
+        zoo.load_backbone("glyphnet-s"),
+        DataLoader(TensorDataset(inputs, y), batch_size=64),
+        device="cpu",
+    )
+    fit(
+        head,
+        feature_loader(*cached, batch_size=64),
+        epochs=6,
+        lr=1e-2,
+        device="cpu",
+        progress=False,
+    )
     assert in_loop / (time.perf_counter() - start) > 2.0
     test_loader = feature_loader(test, feats["glyphnet-s"]["test_y"], shuffle=False)
     assert evaluate(head, test_loader, device="cpu")["accuracy"] > 0.5

@@ -36,7 +36,9 @@ def _fake_speech_commands(root, words=("cat", "dog"), per_word=3, noise=True):
     (root / "testing_list.txt").write_text("".join(f"{w}/spk2_nohash_0.wav\n" for w in words))
     if noise:
         (root / "_background_noise_").mkdir()
-        sf.write(root / "_background_noise_" / "white_noise.wav", synth_noise("white_noise", 3.0), 16000)
+        sf.write(
+            root / "_background_noise_" / "white_noise.wav", synth_noise("white_noise", 3.0), 16000
+        )
     return root
 
 
@@ -118,11 +120,13 @@ def keywords_root():
 
 def test_prepare_writes_the_speech_commands_layout(keywords_root):
     root = keywords_root
-    assert sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")) == sorted(
-        words_of("speech-keywords")
-    )
+    assert sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")
+    ) == sorted(words_of("speech-keywords"))
     assert len(list((root / "yes").glob("*.wav"))) == 80
-    assert sorted(p.stem for p in (root / "_background_noise_").glob("*.wav")) == sorted(NOISE_KINDS)
+    assert sorted(p.stem for p in (root / "_background_noise_").glob("*.wav")) == sorted(
+        NOISE_KINDS
+    )
     assert sf.info(str(next((root / "go").glob("*.wav")))).samplerate == 16000
     assert not list(root.parent.glob(".speech-keywords-*"))  # no half-written folder left
     assert prepare("speech-keywords") == root  # reused
@@ -149,6 +153,8 @@ def test_logmel_cache_and_few_shot_subset(keywords_root):
 def test_catalogue_entries():
     for name, classes in (("speech-words", 30), ("speech-keywords", 10)):
         entry = catalog.info(name)
-        assert entry.modality == "speech" and entry.classes == classes and entry.licence == "CC0-1.0"
+        assert (
+            entry.modality == "speech" and entry.classes == classes and entry.licence == "CC0-1.0"
+        )
         for word in ("Origin", "Licence", "Size", "Splits", "Regenerate", "GPL"):
             assert word in entry.datasheet

@@ -57,8 +57,12 @@ def test_tfidf_on_all_of_train_is_not_trivial():
 
     train, test = load_split("train"), load_split("test")
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
-    clf = LogisticRegression(max_iter=2000, C=10).fit(vectorizer.fit_transform(train.texts), train.labels)
-    accuracy = float(np.mean(clf.predict(vectorizer.transform(test.texts)) == np.array(test.labels)))
+    clf = LogisticRegression(max_iter=2000, C=10).fit(
+        vectorizer.fit_transform(train.texts), train.labels
+    )
+    accuracy = float(
+        np.mean(clf.predict(vectorizer.transform(test.texts)) == np.array(test.labels))
+    )
     assert 0.3 < accuracy <= 0.95
 
 
@@ -74,7 +78,10 @@ def test_sample_per_class_is_balanced_and_repeatable():
 def test_subset_keeps_pairs():
     part = load_split("validation")
     sub = part.subset([2, 0])
-    assert sub.texts == [part.texts[2], part.texts[0]] and sub.labels == [part.labels[2], part.labels[0]]
+    assert sub.texts == [part.texts[2], part.texts[0]] and sub.labels == [
+        part.labels[2],
+        part.labels[0],
+    ]
 
 
 def test_bad_inputs_name_the_fix(tmp_path):
@@ -92,7 +99,10 @@ def test_bad_inputs_name_the_fix(tmp_path):
 
 def test_prepare_writes_split_files_and_datasheet():
     root = prepare()
-    counts = {s: len((root / f"{s}.jsonl").read_text().splitlines()) for s in ("train", "validation", "test")}
+    counts = {
+        s: len((root / f"{s}.jsonl").read_text().splitlines())
+        for s in ("train", "validation", "test")
+    }
     assert sum(counts.values()) == len(load_corpus())
     assert "CC0" in (root / "README.md").read_text()
     assert not list(root.parent.glob(".tickets-*"))

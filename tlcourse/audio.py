@@ -72,7 +72,9 @@ def fix_length(wave: torch.Tensor, num_samples: int = SAMPLE_RATE) -> torch.Tens
     return nn.functional.pad(wave, (0, num_samples - wave.shape[-1]))
 
 
-def mix_noise(wave: torch.Tensor, noise: torch.Tensor, snr_db: float | torch.Tensor) -> torch.Tensor:
+def mix_noise(
+    wave: torch.Tensor, noise: torch.Tensor, snr_db: float | torch.Tensor
+) -> torch.Tensor:
     """Add ``noise`` to ``wave`` (both ``(..., S)``) scaled to a signal-to-noise ratio in dB.
 
     ``snr_db`` is a number or a tensor of shape ``(...)`` (one SNR per clip).
@@ -93,13 +95,19 @@ def mel_to_hz(mel: torch.Tensor | float) -> torch.Tensor:
     return 700.0 * (10.0 ** (torch.as_tensor(mel, dtype=torch.float64) / 2595.0) - 1.0)
 
 
-def mel_filterbank(n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int) -> torch.Tensor:
+def mel_filterbank(
+    n_freqs: int, f_min: float, f_max: float, n_mels: int, sample_rate: int
+) -> torch.Tensor:
     """Triangular filters ``(n_freqs, n_mels)`` equally spaced on the HTK mel scale (peak 1).
 
     Multiply a power spectrogram ``(..., frames, n_freqs)`` by it to get mel energies.
     """
     freqs = torch.linspace(0, sample_rate / 2, n_freqs, dtype=torch.float64)
-    edges = mel_to_hz(torch.linspace(hz_to_mel(f_min).item(), hz_to_mel(f_max).item(), n_mels + 2, dtype=torch.float64))
+    edges = mel_to_hz(
+        torch.linspace(
+            hz_to_mel(f_min).item(), hz_to_mel(f_max).item(), n_mels + 2, dtype=torch.float64
+        )
+    )
     lower, centre, upper = edges[:-2], edges[1:-1], edges[2:]
     rising = (freqs[:, None] - lower) / (centre - lower)
     falling = (upper - freqs[:, None]) / (upper - centre)
@@ -117,7 +125,12 @@ class LogMel(nn.Module):
     def __init__(self, sample_rate: int = SAMPLE_RATE, n_fft: int = 512, win_length: int = 400,
                  hop_length: int = 160, n_mels: int = N_MELS, normalize: bool = True) -> None:  # fmt: skip
         super().__init__()
-        self.n_fft, self.win_length, self.hop_length, self.normalize = n_fft, win_length, hop_length, normalize
+        self.n_fft, self.win_length, self.hop_length, self.normalize = (
+            n_fft,
+            win_length,
+            hop_length,
+            normalize,
+        )
         self.register_buffer("window", torch.hann_window(win_length), persistent=False)
         fbank = mel_filterbank(n_fft // 2 + 1, 20.0, sample_rate / 2, n_mels, sample_rate)
         self.register_buffer("fbank", fbank, persistent=False)
@@ -150,13 +163,18 @@ class SpecAugment(nn.Module):
         if not self.training:
             return x
         keep = torch.ones_like(x, dtype=torch.bool)
-        for dim, count, width in ((2, self.freq_masks, self.freq_width), (3, self.time_masks, self.time_width)):
+        for dim, count, width in (
+            (2, self.freq_masks, self.freq_width),
+            (3, self.time_masks, self.time_width),
+        ):
             for _ in range(count):
                 keep &= ~_band_mask(x.shape, dim, width, generator)
         return torch.where(keep, x, torch.full_like(x, self.value))
 
 
-def _band_mask(shape: torch.Size, dim: int, width: int, generator: torch.Generator | None) -> torch.Tensor:
+def _band_mask(
+    shape: torch.Size, dim: int, width: int, generator: torch.Generator | None
+) -> torch.Tensor:
     """Boolean ``shape`` mask, True on one random band of < ``width`` steps along ``dim`` per example."""
     n, size = shape[0], shape[dim]
     w = torch.randint(0, width + 1, (n,), generator=generator)
@@ -210,7 +228,12 @@ class AugmentedWaves:
                  batch_size: int = 64, noise_prob: float = 0.8, snr_db: tuple[float, float] = (5.0, 20.0),
                  shift: int = 1600, spec_augment: SpecAugment | None = None, seed: int = 0) -> None:  # fmt: skip
         self.waves, self.labels, self.noise = waves.reshape(len(waves), -1), labels, list(noise)
-        self.batch_size, self.noise_prob, self.snr_db, self.shift = batch_size, noise_prob, snr_db, shift
+        self.batch_size, self.noise_prob, self.snr_db, self.shift = (
+            batch_size,
+            noise_prob,
+            snr_db,
+            shift,
+        )
         self.spec_augment, self.logmel = spec_augment, LogMel()
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -240,7 +263,9 @@ class AugmentedWaves:
 
     def _noise_crop(self, num_samples: int) -> torch.Tensor:
         noise = self.noise[int(torch.randint(len(self.noise), (1,), generator=self.generator))]
-        start = int(torch.randint(noise.shape[-1] - num_samples + 1, (1,), generator=self.generator))
+        start = int(
+            torch.randint(noise.shape[-1] - num_samples + 1, (1,), generator=self.generator)
+        )
         return noise[start : start + num_samples]
 
 
@@ -286,8 +311,14 @@ def load_kwsnet_backbone(path: str | Path | None = None) -> nn.Sequential:
 
     path = Path(path or assets_dir() / "zoo" / KWSNET_FILE)
     if not path.exists():
-        raise FileNotFoundError(f"{path} is missing. Build it with `python -m tlcourse zoo build kwsnet`.")
-    state = {k.removeprefix("backbone."): v for k, v in load_file(path).items() if k.startswith("backbone.")}
+        raise FileNotFoundError(
+            f"{path} is missing. Build it with `python -m tlcourse zoo build kwsnet`."
+        )
+    state = {
+        k.removeprefix("backbone."): v
+        for k, v in load_file(path).items()
+        if k.startswith("backbone.")
+    }
     backbone = kwsnet(num_classes=1).backbone
     check_compatible({k: list(v.shape) for k, v in state.items()}, backbone, str(path))
     backbone.load_state_dict(state)
@@ -314,19 +345,31 @@ def train_kwsnet(seed: int = 0, epochs: int = KWSNET_BUILD["epochs"], out_dir: s
     if max_train is not None:
         keep = torch.randperm(len(waves), generator=generator)[:max_train]
         waves, labels = waves[keep], labels[keep]
-    loader = AugmentedWaves(waves, labels, train_set.noise_bank(), spec_augment=SpecAugment(), seed=seed)
+    loader = AugmentedWaves(
+        waves, labels, train_set.noise_bank(), spec_augment=SpecAugment(), seed=seed
+    )
     model = kwsnet(num_classes=len(train_set.classes))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-2)
     from tlcourse.callbacks import LRScheduler
 
     schedule = LRScheduler(lambda opt: torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=3e-3, total_steps=epochs * len(loader)))  # fmt: skip
-    history = fit(model, loader, epochs=epochs, optimizer=optimizer, callbacks=[schedule], device="cpu", progress=progress)
+    history = fit(
+        model,
+        loader,
+        epochs=epochs,
+        optimizer=optimizer,
+        callbacks=[schedule],
+        device="cpu",
+        progress=progress,
+    )
     measured = {"seed": seed, "epochs": epochs, "params": sum(p.numel() for p in model.parameters()),
                 "train_accuracy": history.last("train_accuracy")}  # fmt: skip
     for split in ("validation", "testing"):
         test = _logmel_loader(speech_dataset("speech-words", split, seed=seed))
-        measured[f"{split.replace('testing', 'test')}_accuracy"] = evaluate(model, test, device="cpu")["accuracy"]
+        measured[f"{split.replace('testing', 'test')}_accuracy"] = evaluate(
+            model, test, device="cpu"
+        )["accuracy"]
     measured["build_seconds"] = time.perf_counter() - start
     _write_kwsnet(model, Path(out_dir) if out_dir else None, measured)
     return measured

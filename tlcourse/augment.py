@@ -24,17 +24,23 @@ STRENGTHS = ("none", "light", "strong")
 
 def _check_stats(mean: Sequence[float], std: Sequence[float]) -> None:
     if len(mean) != len(std) or not mean:
-        raise ValueError(f"mean and std need one value per channel; got {len(mean)} and {len(std)}.")
+        raise ValueError(
+            f"mean and std need one value per channel; got {len(mean)} and {len(std)}."
+        )
     if min(std) <= 0:
-        raise ValueError(f"std must be positive per channel, got {tuple(std)}; use the backbone's own "
-                         "statistics, e.g. zoo.entry(name).std.")
+        raise ValueError(
+            f"std must be positive per channel, got {tuple(std)}; use the backbone's own "
+            "statistics, e.g. zoo.entry(name).std."
+        )
 
 
 def _resize(size: int | None) -> list:
     return [v2.Resize(size, antialias=True), v2.CenterCrop(size)] if size else []
 
 
-def eval_transform(mean: Sequence[float], std: Sequence[float], size: int | None = None) -> v2.Compose:
+def eval_transform(
+    mean: Sequence[float], std: Sequence[float], size: int | None = None
+) -> v2.Compose:
     """The preprocessing a backbone expects: (resize,) scale to ``[0, 1]``, normalise per channel.
 
     ``uint8 (3, H, W)`` or PIL -> ``float32 (3, size, size)``; ``size=None`` keeps the input size.
@@ -83,8 +89,13 @@ def normalization_variants(entry) -> dict[str, v2.Compose]:
     return {
         "matched": for_backbone(entry),
         "no normalisation": v2.Compose([*to_float, v2.ToDtype(torch.float32, scale=True)]),
-        "ImageNet statistics": v2.Compose([*to_float, v2.ToDtype(torch.float32, scale=True),
-                                           v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))]),
+        "ImageNet statistics": v2.Compose(
+            [
+                *to_float,
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD)),
+            ]
+        ),
         "0-255, no scaling": v2.Compose([*to_float, v2.ToDtype(torch.float32, scale=False)]),
     }
 
@@ -126,7 +137,9 @@ def train_transform(mean: Sequence[float], std: Sequence[float], size: int = 32,
     return v2.Compose(steps)
 
 
-def augmented_views(image: torch.Tensor, transform: Callable, n: int = 8, seed: int = 0) -> torch.Tensor:
+def augmented_views(
+    image: torch.Tensor, transform: Callable, n: int = 8, seed: int = 0
+) -> torch.Tensor:
     """``n`` random views of one image ``(3, H, W)`` through ``transform``: ``(n, 3, h, w)``.
 
     Seeded locally (the global random state is left as it was), so grids are repeatable.

@@ -59,7 +59,9 @@ def required_assets() -> dict[str, bool]:
     """The pretrained weights the quick profile needs, by zoo name, and whether each is present."""
     from tlcourse.zoo import entries, weights_available
 
-    return {name: weights_available(e) for name, e in sorted(entries().items()) if e.profile == "quick"}
+    return {
+        name: weights_available(e) for name, e in sorted(entries().items()) if e.profile == "quick"
+    }
 
 
 def run_checks(profile: str | None = None) -> list[Check]:
@@ -80,7 +82,14 @@ def run_checks(profile: str | None = None) -> list[Check]:
         checks.append(Check("cache", False, str(err), "set TLCOURSE_HOME to a writable folder"))
     for name, present in required_assets().items():
         fix = f"reinstall the course (`make install`), or rebuild the weights: `python -m tlcourse zoo build {name}`"
-        checks.append(Check(f"weights {name}", present, "present" if present else "MISSING", "" if present else fix))
+        checks.append(
+            Check(
+                f"weights {name}",
+                present,
+                "present" if present else "MISSING",
+                "" if present else fix,
+            )
+        )
     return checks
 
 

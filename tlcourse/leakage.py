@@ -50,7 +50,9 @@ def random_split(n: int, test_fraction: float, seed: int = 0) -> tuple[np.ndarra
     return np.sort(train), np.sort(test)
 
 
-def group_split(groups: ArrayLike, test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def group_split(
+    groups: ArrayLike, test_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Train and test indices such that no group (original) has rows on both sides.
 
     Introduced in notebooks/02_preparing_data.ipynb.
@@ -83,7 +85,9 @@ def max_similarity(queries: torch.Tensor, reference: torch.Tensor) -> torch.Tens
     return (q @ r.T).max(dim=1).values
 
 
-def near_duplicates(queries: torch.Tensor, reference: torch.Tensor, threshold: float = 0.95) -> np.ndarray:
+def near_duplicates(
+    queries: torch.Tensor, reference: torch.Tensor, threshold: float = 0.95
+) -> np.ndarray:
     """Indices of the rows of ``queries (M, D)`` whose cosine similarity to some row of
     ``reference (N, D)`` is at least ``threshold``: likely copies (audit a test set this way).
 

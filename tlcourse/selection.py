@@ -113,7 +113,9 @@ def compare_backbones(candidates: Sequence[Candidate], make_loaders: Callable[[C
     from tlcourse.progress import progress_bar
 
     rows, features = [], {}
-    for cand in progress_bar(len(candidates), enabled=progress, iterable=candidates, desc="backbones"):
+    for cand in progress_bar(
+        len(candidates), enabled=progress, iterable=candidates, desc="backbones"
+    ):
         accuracy, feats = probe_accuracy(cand.backbone, make_loaders(cand.transform), device=device)
         features[cand.name] = feats
         rows.append({
@@ -169,13 +171,18 @@ def embedding_grid(embeddings: Mapping[str, np.ndarray], labels: torch.Tensor,
         ax.scatter(points[:, 0], points[:, 1], c=labels, cmap=cmap, s=6, vmin=0, vmax=cmap.N - 1)
         ax.set(title=name, xticks=[], yticks=[])
     if class_names is not None and len(class_names) <= 20:
-        handles = [plt.Line2D([], [], marker="o", ls="", color=cmap(i), label=n) for i, n in enumerate(class_names)]
+        handles = [
+            plt.Line2D([], [], marker="o", ls="", color=cmap(i), label=n)
+            for i, n in enumerate(class_names)
+        ]
         fig.legend(handles=handles, loc="center right", fontsize=7, frameon=False)
         fig.subplots_adjust(right=0.9)
     return fig
 
 
-def choose_backbone(table: pd.DataFrame, *, tolerance: float = 0.01, max_ms: float | None = None) -> str:
+def choose_backbone(
+    table: pd.DataFrame, *, tolerance: float = 0.01, max_ms: float | None = None
+) -> str:
     """The backbone to pick from a :func:`compare_backbones` table: among those within
     ``max_ms`` CPU milliseconds per image (if given), the cheapest (fewest parameters) whose
     probe accuracy is within ``tolerance`` of the best one's.
@@ -184,8 +191,9 @@ def choose_backbone(table: pd.DataFrame, *, tolerance: float = 0.01, max_ms: flo
     """
     fast = table if max_ms is None else table[table["CPU ms / image"] <= max_ms]
     if fast.empty:
-        raise ValueError(f"No backbone runs within {max_ms} ms per image; the fastest takes "
-                         f"{table['CPU ms / image'].min():.1f} ms. Raise max_ms or add smaller candidates.")
+        raise ValueError(
+            f"No backbone runs within {max_ms} ms per image; the fastest takes "
+            f"{table['CPU ms / image'].min():.1f} ms. Raise max_ms or add smaller candidates."
+        )
     good = fast[fast["probe accuracy"] >= fast["probe accuracy"].max() - tolerance]
     return str(good.sort_values(["parameters (M)", "CPU ms / image"]).index[0])
-

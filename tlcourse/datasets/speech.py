@@ -46,7 +46,9 @@ def manifest() -> dict:
     """The shipped clips' manifest: words, and per word one row per clip (speaker, split...)."""
     path = assets_dir() / "speech" / "manifest.json"
     if not path.exists():
-        raise SpeechDataError(f"{path} is missing: reinstall tlcourse or run `python scripts/make_speech.py`.")
+        raise SpeechDataError(
+            f"{path} is missing: reinstall tlcourse or run `python scripts/make_speech.py`."
+        )
     return json.loads(path.read_text())
 
 
@@ -95,7 +97,9 @@ def _write_layout(folder: Path, name: str, seed: int) -> None:
     (folder / "README.md").write_text(DATASETS[name].datasheet)
 
 
-def synth_noise(kind: str, seconds: float = 30.0, seed: int = 0, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def synth_noise(
+    kind: str, seconds: float = 30.0, seed: int = 0, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
     """Synthesised background noise ``(seconds * sample_rate,)`` float32, peak 0.5.
 
     ``kind``: ``white_noise``, ``pink_noise`` (1/f), ``brown_noise`` (1/f^2), ``hum``
@@ -109,10 +113,14 @@ def synth_noise(kind: str, seconds: float = 30.0, seed: int = 0, sample_rate: in
         "white_noise": lambda: np.fft.irfft(spectrum, n),
         "pink_noise": lambda: np.fft.irfft(spectrum / np.sqrt(freqs), n),
         "brown_noise": lambda: np.fft.irfft(spectrum / freqs, n),
-        "hum": lambda: sum(np.sin(2 * np.pi * 50 * h * t + rng.uniform(0, 6.3)) / h for h in range(1, 8))
-        + 0.05 * rng.standard_normal(n),
-        "running_tap": lambda: np.fft.irfft(spectrum * ((freqs > 800) & (freqs < 4000)), n)
-        * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 9) * t)),
+        "hum": lambda: (
+            sum(np.sin(2 * np.pi * 50 * h * t + rng.uniform(0, 6.3)) / h for h in range(1, 8))
+            + 0.05 * rng.standard_normal(n)
+        ),
+        "running_tap": lambda: (
+            np.fft.irfft(spectrum * ((freqs > 800) & (freqs < 4000)), n)
+            * (1 + 0.5 * np.sin(2 * np.pi * rng.uniform(3, 9) * t))
+        ),
     }
     if kind not in shapes:
         raise ValueError(f"Unknown noise kind {kind!r}; use one of {', '.join(shapes)}.")
@@ -163,7 +171,9 @@ class SpeechCommands(Dataset):
             bank = self.noise_bank()
             noise = bank[rng.integers(len(bank))]
             start = int(rng.integers(0, noise.shape[-1] - self.num_samples + 1))
-            wave = mix_noise(wave, noise[start : start + self.num_samples], float(rng.uniform(*self.snr_db)))
+            wave = mix_noise(
+                wave, noise[start : start + self.num_samples], float(rng.uniform(*self.snr_db))
+            )
         return (self.transform(wave) if self.transform else wave), label
 
     def noise_bank(self) -> list[torch.Tensor]:
@@ -194,9 +204,13 @@ def _check_split(split: str) -> str:
 
 
 def _word_folders(root: Path) -> list[str]:
-    words = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    words = sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+    )
     if not words:
-        raise SpeechDataError(f"{root} has no word folders: expected ROOT/WORD/*.wav (Speech Commands layout).")
+        raise SpeechDataError(
+            f"{root} has no word folders: expected ROOT/WORD/*.wav (Speech Commands layout)."
+        )
     return words
 
 
@@ -236,7 +250,9 @@ def waveform_tensors(dataset: Dataset, batch_size: int = 256) -> tuple[torch.Ten
 
 
 @torch.no_grad()
-def logmel_tensors(dataset: Dataset, logmel: torch.nn.Module | None = None, batch_size: int = 256) -> TensorDataset:
+def logmel_tensors(
+    dataset: Dataset, logmel: torch.nn.Module | None = None, batch_size: int = 256
+) -> TensorDataset:
     """An in-memory cache of log-mels: ``TensorDataset(x (N, 1, n_mels, frames), y (N,))``.
 
     Computes the features once (noise as drawn by the dataset) so notebooks train in seconds.

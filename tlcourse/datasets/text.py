@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from tlcourse.datasets.catalog import DatasetInfo
 from tlcourse.datasets.splits import labels_per_class_subset
 from tlcourse.paths import assets_dir, cache_dir
@@ -49,14 +47,18 @@ class TextSplit:
 
     def subset(self, indices: Sequence[int]) -> TextSplit:
         """The examples at ``indices``, in that order."""
-        return TextSplit([self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names)
+        return TextSplit(
+            [self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names
+        )
 
 
 def load_corpus(path: str | Path | None = None) -> list[dict]:
     """All rows ``{"id", "text", "label", "split"}`` of a JSONL corpus (default: the shipped one)."""
     path = Path(path or assets_dir() / "text" / CORPUS_FILE)
     if not path.exists():
-        raise TextDataError(f"{path} is missing: reinstall tlcourse or run `python scripts/make_text.py`.")
+        raise TextDataError(
+            f"{path} is missing: reinstall tlcourse or run `python scripts/make_text.py`."
+        )
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
@@ -71,7 +73,9 @@ def load_corpus(path: str | Path | None = None) -> list[dict]:
     return rows
 
 
-def load_split(split: str = "train", path: str | Path | None = None, labels: Sequence[str] = LABELS) -> TextSplit:
+def load_split(
+    split: str = "train", path: str | Path | None = None, labels: Sequence[str] = LABELS
+) -> TextSplit:
     """The ``split`` (``train``, ``validation`` or ``test``) of the corpus as a :class:`TextSplit`."""
     if split not in SPLITS:
         raise TextDataError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
@@ -79,7 +83,9 @@ def load_split(split: str = "train", path: str | Path | None = None, labels: Seq
     rows = [r for r in load_corpus(path) if r["split"] == split]
     unknown = sorted({r["label"] for r in rows} - set(index))
     if unknown:
-        raise TextDataError(f"Labels {unknown} are not in {list(labels)}; pass labels=[...] with every label.")
+        raise TextDataError(
+            f"Labels {unknown} are not in {list(labels)}; pass labels=[...] with every label."
+        )
     return TextSplit([r["text"] for r in rows], [index[r["label"]] for r in rows], tuple(labels))
 
 
@@ -100,7 +106,11 @@ def prepare(*, force: bool = False) -> Path:
     rows = load_corpus()
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tickets-"))
     for split in SPLITS:
-        lines = [json.dumps({"text": r["text"], "label": r["label"]}) for r in rows if r["split"] == split]
+        lines = [
+            json.dumps({"text": r["text"], "label": r["label"]})
+            for r in rows
+            if r["split"] == split
+        ]
         (tmp / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (tmp / "README.md").write_text(DATASHEET, encoding="utf-8")
     if root.exists():

@@ -34,7 +34,13 @@ def _int(gen: torch.Generator, low: int, high: int) -> int:
 def ref_preprocessing_for(entry: Any):
     from torchvision.transforms import v2
 
-    return v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(entry.mean), list(entry.std))])
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(entry.mean), list(entry.std)),
+        ]
+    )
 
 
 def cases_entry(gen: torch.Generator) -> list[tuple]:
@@ -44,11 +50,14 @@ def cases_entry(gen: torch.Generator) -> list[tuple]:
         mean = [round(v, 3) for v in (torch.rand(3, generator=gen) * 0.6 + 0.2).tolist()]
         std = [round(v, 3) for v in (torch.rand(3, generator=gen) * 0.25 + 0.1).tolist()]
         size = _int(gen, 8, 33)
-        cases.append((types.SimpleNamespace(name="candidate", mean=mean, std=std, input_size=(3, size, size)),))
+        cases.append(
+            (
+                types.SimpleNamespace(
+                    name="candidate", mean=mean, std=std, input_size=(3, size, size)
+                ),
+            )
+        )
     return cases
-
-
-
 
 
 # ------------------------------------------------------------------------ 02.2 class weights
@@ -69,13 +78,12 @@ def cases_targets(gen: torch.Generator) -> list[tuple]:
     return cases
 
 
-
-
-
 # ---------------------------------------------------------------------- 02.3 leak-free split
 
 
-def ref_group_split(groups: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def ref_group_split(
+    groups: np.ndarray, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.model_selection import GroupShuffleSplit
 
     split = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
@@ -94,13 +102,12 @@ def cases_groups(gen: torch.Generator) -> list[tuple]:
     return cases
 
 
-
-
-
 # --------------------------------------------------------------------- 02.4 per-class recall
 
 
-def ref_recall_per_class(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+def ref_recall_per_class(
+    logits: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> torch.Tensor:
     pred = logits.argmax(dim=1)
     recall = torch.zeros(num_classes)
     for c in range(num_classes):
@@ -129,40 +136,62 @@ def ref_sample_weights(targets: torch.Tensor) -> torch.Tensor:
     return 1.0 / counts[targets].double()
 
 
-
-
-
 def cases_sample_weights(gen: torch.Generator) -> list[tuple]:
     return [(case[0],) for case in cases_targets(gen)]
 
 
 QUESTIONS = [
     Question(
-        id="02.1", function="preprocessing_for", points=2, title="preprocessing that matches a backbone",
-        cases=cases_entry, reference=ref_preprocessing_for, observe=applied,
+        id="02.1",
+        function="preprocessing_for",
+        points=2,
+        title="preprocessing that matches a backbone",
+        cases=cases_entry,
+        reference=ref_preprocessing_for,
+        observe=applied,
         hint="scale uint8 to [0, 1] first (v2.ToDtype(torch.float32, scale=True)), then "
         "v2.Normalize with the entry's own mean and std; the result must be float32.",
     ),
     Question(
-        id="02.2", function="class_weights", points=1, title="balanced class weights",
-        cases=cases_targets, reference=ref_class_weights, observe=as_float32,
+        id="02.2",
+        function="class_weights",
+        points=1,
+        title="balanced class weights",
+        cases=cases_targets,
+        reference=ref_class_weights,
+        observe=as_float32,
         hint="weight of class c = number of examples / (num_classes * count of c); torch.bincount counts.",
     ),
     Question(
-        id="02.3", function="group_split", points=2, title="a split without leaks",
-        cases=cases_groups, reference=ref_group_split, observe=split_properties,
+        id="02.3",
+        function="group_split",
+        points=2,
+        title="a split without leaks",
+        cases=cases_groups,
+        reference=ref_group_split,
+        observe=split_properties,
         hint="split the *originals* (unique group ids), not the rows; sklearn's GroupShuffleSplit "
         "does exactly this.",
     ),
     Question(
-        id="02.4", function="recall_per_class", points=1, title="per-class recall",
-        cases=cases_recall, reference=ref_recall_per_class, observe=as_float32,
+        id="02.4",
+        function="recall_per_class",
+        points=1,
+        title="per-class recall",
+        cases=cases_recall,
+        reference=ref_recall_per_class,
+        observe=as_float32,
         hint="for each class c: among the examples whose label is c, the fraction predicted as c "
         "(argmax of the logits); 0.0 for a class with no examples.",
     ),
     Question(
-        id="02.5", function="sample_weights", points=1, title="weights for a balanced sampler",
-        cases=cases_sample_weights, reference=ref_sample_weights, observe=normalised_weights,
+        id="02.5",
+        function="sample_weights",
+        points=1,
+        title="weights for a balanced sampler",
+        cases=cases_sample_weights,
+        reference=ref_sample_weights,
+        observe=normalised_weights,
         hint="each example weighs 1 / (number of examples of its class), so every class has the "
         "same total weight.",
     ),

@@ -8,7 +8,9 @@ _connect = _socket.socket.connect
 def _guarded_connect(self, address):
     host = address[0] if isinstance(address, tuple) else None
     if host is not None and not (host in ("localhost", "::1") or str(host).startswith("127.")):
-        raise OSError(f"Network access to {address} is blocked in the test run (quick profile is offline).")
+        raise OSError(
+            f"Network access to {address} is blocked in the test run (quick profile is offline)."
+        )
     return _connect(self, address)
 
 
