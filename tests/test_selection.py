@@ -40,7 +40,9 @@ def test_latency_grows_with_model_size():
 
 
 def test_compare_backbones_table_on_fakes():
-    identity = lambda x: x
+    def identity(x):
+        return x
+
     good = selection.Candidate(
         "mean colour",
         nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
