@@ -9,7 +9,6 @@ Entries come from the modules that define the architectures (each exposes
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import warnings
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from tlcourse.paths import assets_dir
+from tlcourse.suggest import lookup
 
 ENTRY_MODULES = ("tlcourse.backbones", "tlcourse.tvmodels", "tlcourse.audio", "tlcourse.hf")
 
@@ -99,14 +99,7 @@ def entries() -> dict[str, ZooEntry]:
 
 def entry(name: str) -> ZooEntry:
     """The zoo entry ``name``; an unknown name raises ``KeyError`` naming the closest ones."""
-    catalogue = entries()
-    if name in catalogue:
-        return catalogue[name]
-    close = difflib.get_close_matches(name, list(catalogue), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-    raise KeyError(
-        f"Unknown zoo model {name!r}.{hint} See `python -m tlcourse zoo list` for all names."
-    )
+    return lookup(entries(), name, "zoo model", "python -m tlcourse zoo list")
 
 
 def load_backbone(name: str) -> nn.Module:

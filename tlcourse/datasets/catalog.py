@@ -8,11 +8,12 @@ looks one up with a close-match suggestion. ``python -m tlcourse data list`` pri
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from tlcourse.suggest import lookup
 
 MODULES = ("images", "speech", "text", "full")
 
@@ -60,14 +61,7 @@ def all_datasets() -> dict[str, DatasetInfo]:
 
 def info(name: str) -> DatasetInfo:
     """Look up a dataset by name; an unknown name raises ``KeyError`` naming the closest ones."""
-    catalogue = all_datasets()
-    if name in catalogue:
-        return catalogue[name]
-    close = difflib.get_close_matches(name, catalogue, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise KeyError(
-        f"Unknown dataset {name!r}.{hint} See `python -m tlcourse data list` for all names."
-    )
+    return lookup(all_datasets(), name, "dataset", "python -m tlcourse data list")
 
 
 def prepare(name: str, **kwargs) -> Path:
