@@ -18,7 +18,7 @@ from pathlib import Path
 from torch import nn
 
 from tlcourse.paths import assets_dir
-from tlcourse.suggest import lookup
+from tlcourse.suggest import lookup, text_table
 
 ENTRY_MODULES = ("tlcourse.backbones", "tlcourse.tvmodels", "tlcourse.audio", "tlcourse.hf")
 
@@ -215,10 +215,7 @@ def format_table(catalogue: dict[str, ZooEntry]) -> str:
                 e.licence,
             )
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(rows[0], rows[1:])
 
 
 def build(name: str, seed: int = 0, **kwargs) -> dict:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlcourse.suggest import lookup
+from tlcourse.suggest import lookup, text_table
 
 MODULES = ("images", "speech", "text", "full")
 
@@ -76,10 +76,7 @@ def format_table(catalogue: dict[str, DatasetInfo]) -> str:
         (d.name, d.modality, d.profile, str(d.classes), d.size, d.licence)
         for d in catalogue.values()
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return text_table(rows[0], rows[1:])
 
 
 def cli_main(argv: list[str]) -> int:
