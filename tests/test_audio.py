@@ -1,4 +1,4 @@
-"""Audio features and the audio backbone: mel filterbank, log-mel, noise, SpecAugment, kwsnet."""
+"""Audio features: mel filterbank, log-mel, noise, SpecAugment, augmented batches."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import soundfile as sf
 import torch
 
 from tlcourse import audio
-from tlcourse.checkpoint import CheckpointMismatchError
 
 
 def _librosa_htk_filterbank(sr, n_fft, n_mels, fmin, fmax):
@@ -111,15 +110,6 @@ def test_load_waveform_unreadable_file(tmp_path):
         audio.load_waveform(path)
 
 
-def test_kwsnet_shapes_and_blocks():
-    model = audio.kwsnet(num_classes=7)
-    names = [n for n, _ in model.backbone.named_children()]
-    assert names == ["stem", "block1", "block2", "block3", "block4", "pool"]
-    x = torch.randn(3, 1, 40, 101)
-    assert model.backbone(x).shape == (3, 128)
-    assert model(x).shape == (3, 7)
-
-
 def test_augmented_waves_is_repeatable():
     g = torch.Generator().manual_seed(0)
     waves, labels = torch.randn(10, 1, 16000, generator=g), torch.arange(10)
@@ -136,30 +126,3 @@ def test_augmented_waves_is_repeatable():
     assert all(
         torch.equal(x1, x2) and torch.equal(y1, y2) for (x1, y1), (x2, y2) in zip(a, b, strict=True)
     )
-
-
-def test_shipped_backbone_loads_and_rejects_other_architectures(tmp_path):
-    from safetensors.torch import save_file
-
-    backbone = audio.load_kwsnet_backbone()
-    assert backbone(torch.randn(2, 1, 40, 101)).shape == (2, 128)
-    other = audio.kwsnet(num_classes=3, width=16).state_dict()
-    save_file({k: v.contiguous() for k, v in other.items()}, str(tmp_path / "other.safetensors"))
-    with pytest.raises(CheckpointMismatchError, match="different architecture"):
-        audio.load_kwsnet_backbone(tmp_path / "other.safetensors")
-    with pytest.raises(FileNotFoundError, match="zoo build kwsnet"):
-        audio.load_kwsnet_backbone(tmp_path / "missing.safetensors")
-
-
-def test_zoo_entry_and_card():
-    entry = audio.ZOO["kwsnet"]
-    assert (
-        entry.modality == "audio" and entry.input_size == (1, 40, 101) and entry.train is not None
-    )
-    assert entry.build(5)(torch.randn(1, 1, 40, 101)).shape == (1, 5)
-    for word in ("Data", "Recipe", "Source accuracy", "Build", "Licence", "parameters"):
-        assert word in entry.card
-    from tlcourse.paths import assets_dir
-
-    weights = assets_dir() / "zoo" / audio.KWSNET_FILE
-    assert weights.stat().st_size <= 10 * 2**20

@@ -44,11 +44,12 @@ def test_bad_statistics_raise_with_fix():
 
 
 def _entry(size=16, resize=True):
-    from torchvision.transforms import v2
-
-    steps = (lambda: [v2.Resize(size, antialias=True), v2.CenterCrop(size)]) if resize else None
     return types.SimpleNamespace(
-        mean=(0.1, 0.2, 0.3), std=(0.3, 0.3, 0.3), input_size=(3, size, size), resize_steps=steps
+        mean=(0.1, 0.2, 0.3),
+        std=(0.3, 0.3, 0.3),
+        input_size=(3, size, size),
+        resize_size=size if resize else None,
+        interpolation="bilinear",
     )
 
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch import nn
 
-from tlcourse.audio import kwsnet, load_kwsnet_backbone
 from tlcourse.datasets.speech import logmel_tensors, speech_dataset
 from tlcourse.datasets.text import sample_per_class
 from tlcourse.engine import fit
+from tlcourse.models.kwsnet import kwsnet
+from tlcourse.models.kwsnet import load_backbone as load_kwsnet_backbone
 from tlcourse.nets import Classifier
 
 SEEDS = (0, 1, 2)

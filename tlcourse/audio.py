@@ -1,4 +1,4 @@
-"""Audio for the speech chapter: clips in, log-mel spectrograms out, and a small audio backbone.
+"""Audio features for the speech chapter: clips in, log-mel spectrograms out, noise, SpecAugment.
 
 - :func:`load_waveform` reads one clip and checks its format (sample rate, channels).
 - :class:`LogMel` turns waveforms ``(N, S)`` into normalised log-mel spectrograms
@@ -6,8 +6,9 @@
   the HTK mel scale, as ``torchaudio.functional.melscale_fbanks`` with ``norm=None``).
 - :func:`mix_noise` adds background noise at a given SNR; :class:`SpecAugment` masks bands of
   frequencies and time steps (Park et al., 2019).
-- :func:`kwsnet` is the course's audio backbone architecture; :mod:`tlcourse.audio_zoo` trains
-  it and lists it in the zoo.
+- :class:`AugmentedWaves` serves augmented log-mel batches from clips held in memory.
+
+Features only: the course's audio backbone (``kwsnet``) lives in :mod:`tlcourse.models.kwsnet`.
 
 Introduced in notebooks/06_speech.ipynb.
 """
@@ -15,7 +16,6 @@ Introduced in notebooks/06_speech.ipynb.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -23,12 +23,10 @@ import soundfile as sf
 import torch
 from torch import nn
 
-from tlcourse.nets import Classifier, conv_block
-
 SAMPLE_RATE = 16_000
 N_MELS = 40
 # Fixed standardisation of LogMel(normalize=False) outputs, applied by LogMel() by default; the
-# shipped kwsnet was trained with them. (Measured on the "speech-words" training split with
+# shipped kwsnet (tlcourse.models.kwsnet) was trained with them. (Measured on the "speech-words" training split with
 # noise: mean -4.2, std 5.0 - close enough; keep these so the weights stay valid.)
 LOGMEL_MEAN = -6.7
 LOGMEL_STD = 4.2
@@ -186,26 +184,6 @@ def _band_mask(
     return band.view(view).expand(shape)
 
 
-def kwsnet(num_classes: int = 10, width: int = 32) -> Classifier:
-    """The course's keyword-spotting CNN (~0.2 M parameters at width 32) on log-mel input.
-
-    Input ``(N, 1, n_mels, frames)`` (e.g. ``(N, 1, 40, 101)`` for 1 s); backbone blocks
-    ``stem, block1..block4, pool`` give features ``(N, 4 * width)``; head -> ``(N, num_classes)``.
-    """
-    w = width
-    backbone = nn.Sequential(
-        OrderedDict(
-            stem=conv_block(1, w),
-            block1=conv_block(w, w * 3 // 2, stride=2),
-            block2=conv_block(w * 3 // 2, 2 * w, stride=2),
-            block3=conv_block(2 * w, 3 * w, stride=2),
-            block4=conv_block(3 * w, 4 * w),
-            pool=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
-        )
-    )
-    return Classifier(backbone, nn.Linear(4 * w, num_classes))
-
-
 def num_frames(num_samples: int = SAMPLE_RATE, hop_length: int = 160) -> int:
     """Frames :class:`LogMel` makes from ``num_samples`` samples (``1 + S // hop``)."""
     return 1 + math.floor(num_samples / hop_length)
@@ -267,144 +245,3 @@ class AugmentedWaves:
             torch.randint(noise.shape[-1] - num_samples + 1, (1,), generator=self.generator)
         )
         return noise[start : start + num_samples]
-
-
-# --- the course's audio backbone in the zoo ---------------------------------------------------
-
-KWSNET_FILE = "kwsnet.safetensors"
-# Measured by `python -m tlcourse zoo build kwsnet` for the shipped weights (see the card).
-KWSNET_BUILD = {"seed": 0, "epochs": 12, "validation_accuracy": 0.739, "test_accuracy": 0.748,
-                "build_seconds": 1332, "params": 212_254}  # fmt: skip
-
-KWSNET_CARD = """# kwsnet: the course's keyword-spotting backbone
-
-- Architecture: `tlcourse.audio.kwsnet(width=32)`, a 5-block CNN (3x3 conv, BatchNorm, ReLU;
-  strides 1-2-2-2-1, widths 32-48-64-96-128) + global average pooling -> 128 features;
-  {params:,} parameters with its 30-way head.
-- Input: `tlcourse.audio.LogMel()` of 1 s, 16 kHz mono clips -> (1, 40, 101), already
-  standardised as (log-mel - ({mean})) / {std}.
-- Data: the training split of `speech-words` (30 source words synthesised with espeak-ng,
-  by speaker; none of the target keywords yes/no/up/down/left/right/on/off/stop/go).
-- Recipe: AdamW (lr 3e-3, weight decay 1e-2), one-cycle schedule, batch 64, {epochs} epochs,
-  seed {seed}; per batch: random time shift (+-0.1 s), synthesised background noise (80 %% of
-  clips, 5-20 dB SNR), SpecAugment (2 frequency masks <= 8 bins, 2 time masks <= 20 frames).
-- Source accuracy (30 words, unseen speakers, noise at load time): validation
-  {validation_accuracy:.1%}, test {test_accuracy:.1%}.
-- Build: `python -m tlcourse zoo build kwsnet` in {build_seconds:.0f} s on a 2-core CPU
-  (shared with other jobs, load average about 13; not yet timed on an idle machine).
-- Licence: CC0-1.0 (weights trained by the course on CC0 data).
-"""
-
-
-def kwsnet_card(**measured) -> str:
-    """The model card of ``kwsnet`` filled with the measured numbers of a build."""
-    values = {**KWSNET_BUILD, **measured, "mean": LOGMEL_MEAN, "std": LOGMEL_STD}
-    return KWSNET_CARD.replace("%%", "%").format(**values)
-
-
-def load_kwsnet_backbone(path: str | Path | None = None) -> nn.Sequential:
-    """The pretrained ``kwsnet`` backbone: log-mels ``(N, 1, 40, frames)`` -> features ``(N, 128)``."""
-    from safetensors.torch import load_file
-
-    from tlcourse.checkpoint import check_compatible
-    from tlcourse.paths import assets_dir
-
-    path = Path(path or assets_dir() / "zoo" / KWSNET_FILE)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path} is missing. Build it with `python -m tlcourse zoo build kwsnet`."
-        )
-    state = {
-        k.removeprefix("backbone."): v
-        for k, v in load_file(path).items()
-        if k.startswith("backbone.")
-    }
-    backbone = kwsnet(num_classes=1).backbone
-    check_compatible({k: list(v.shape) for k, v in state.items()}, backbone, str(path))
-    backbone.load_state_dict(state)
-    return backbone
-
-
-def train_kwsnet(seed: int = 0, epochs: int = KWSNET_BUILD["epochs"], out_dir: str | Path | None = None,
-                 max_train: int | None = None, progress: bool | None = None) -> dict:  # fmt: skip
-    """Train ``kwsnet`` on ``speech-words`` and write ``kwsnet.safetensors`` + ``kwsnet.md``.
-
-    Deterministic given ``seed`` (on one machine). Writes to ``out_dir`` (default: the
-    package's ``assets/zoo``); returns the measured numbers. ``max_train`` caps the training
-    clips (for tests).
-    """
-    import time
-
-    from tlcourse.datasets.speech import speech_dataset, waveform_tensors
-    from tlcourse.engine import evaluate, fit
-    from tlcourse.repro import seed_everything
-
-    start, generator = time.perf_counter(), seed_everything(seed)
-    train_set = speech_dataset("speech-words", "train", noise_prob=0.0)
-    waves, labels = waveform_tensors(train_set)
-    if max_train is not None:
-        keep = torch.randperm(len(waves), generator=generator)[:max_train]
-        waves, labels = waves[keep], labels[keep]
-    loader = AugmentedWaves(
-        waves, labels, train_set.noise_bank(), spec_augment=SpecAugment(), seed=seed
-    )
-    model = kwsnet(num_classes=len(train_set.classes))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-2)
-    from tlcourse.callbacks import LRScheduler
-
-    schedule = LRScheduler(lambda opt: torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=3e-3, total_steps=epochs * len(loader)))  # fmt: skip
-    history = fit(
-        model,
-        loader,
-        epochs=epochs,
-        optimizer=optimizer,
-        callbacks=[schedule],
-        device="cpu",
-        progress=progress,
-    )
-    measured = {"seed": seed, "epochs": epochs, "params": sum(p.numel() for p in model.parameters()),
-                "train_accuracy": history.last("train_accuracy")}  # fmt: skip
-    for split in ("validation", "testing"):
-        test = _logmel_loader(speech_dataset("speech-words", split, seed=seed))
-        measured[f"{split.replace('testing', 'test')}_accuracy"] = evaluate(
-            model, test, device="cpu"
-        )["accuracy"]
-    measured["build_seconds"] = time.perf_counter() - start
-    _write_kwsnet(model, Path(out_dir) if out_dir else None, measured)
-    return measured
-
-
-def _logmel_loader(dataset) -> torch.utils.data.DataLoader:
-    from tlcourse.datasets.speech import logmel_tensors
-
-    return torch.utils.data.DataLoader(logmel_tensors(dataset), batch_size=256)
-
-
-def _write_kwsnet(model: Classifier, out_dir: Path | None, measured: dict) -> None:
-    from safetensors.torch import save_file
-
-    from tlcourse.checkpoint import atomic_write
-    from tlcourse.paths import assets_dir
-
-    out_dir = out_dir or assets_dir() / "zoo"
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    meta = {k: str(v) for k, v in measured.items()}
-    atomic_write(out_dir / KWSNET_FILE, lambda p: save_file(state, str(p), metadata=meta))
-    atomic_write(out_dir / "kwsnet.md", lambda p: p.write_text(kwsnet_card(**measured)))
-
-
-def _zoo() -> dict:
-    from tlcourse.zoo import ZooEntry
-
-    return {
-        "kwsnet": ZooEntry(
-            name="kwsnet", modality="audio", profile="quick", build=lambda num_classes=10: kwsnet(num_classes),
-            weights=f"tlcourse/assets/zoo/{KWSNET_FILE}", mean=(LOGMEL_MEAN,), std=(LOGMEL_STD,),
-            input_size=(1, N_MELS, num_frames()), licence="CC0-1.0", card=kwsnet_card(),
-            load_backbone=load_kwsnet_backbone, train=lambda seed=0: train_kwsnet(seed),
-        )
-    }  # fmt: skip
-
-
-ZOO = _zoo()

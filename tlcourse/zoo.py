@@ -1,7 +1,8 @@
 """Pretrained backbones by name: builder, weights, preprocessing, parameter count, card.
 
-Entries come from the modules that define the architectures (each exposes
-``ZOO: dict[str, ZooEntry]``); :func:`entries` gathers them, :func:`load` builds a
+The registry: each model family lives in one file of :mod:`tlcourse.models` that exposes
+``ZOO: dict[str, ZooEntry]``, imported here and listed in :data:`FAMILIES`; :func:`entries`
+gathers them, :func:`load` builds a
 :class:`~tlcourse.nets.Classifier` with pretrained backbone weights and a fresh head.
 ``python -m tlcourse zoo list`` prints the catalogue; ``zoo build NAME`` trains a course backbone.
 """
@@ -9,56 +10,25 @@ Entries come from the modules that define the architectures (each exposes
 from __future__ import annotations
 
 import argparse
-import importlib
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
+from tlcourse.augment import for_backbone
+from tlcourse.models import glyphnet, imagenet, kwsnet, minilm
+from tlcourse.models.entry import ZooEntry
 from tlcourse.paths import assets_dir
 from tlcourse.suggest import lookup, text_table
+from tlcourse.surgery import count_parameters
 
-ENTRY_MODULES = ("tlcourse.backbones", "tlcourse.tvmodels", "tlcourse.audio", "tlcourse.hf")
-
-
-@dataclass(frozen=True)
-class ZooEntry:
-    """One pretrained model of the zoo.
-
-    Attributes:
-        name: catalogue key, e.g. ``"glyphnet-s"``.
-        modality: ``"image"``, ``"audio"`` or ``"text"``.
-        profile: ``"quick"`` (shipped/built by the course, offline) or ``"full"`` (downloaded).
-        build: ``build(num_classes) -> nn.Module`` (a Classifier) with random weights.
-        weights: where the pretrained weights come from (asset file, torchvision enum, hub id).
-        mean, std: per-channel input normalisation the backbone was trained with.
-        input_size: expected input size, e.g. ``(3, 32, 32)``.
-        licence: licence of the weights.
-        card: the model card (Markdown): data, recipe, source accuracy, build time.
-        load_backbone: ``load_backbone() -> nn.Module`` with pretrained weights loaded.
-        train: ``train(seed) -> dict`` trains and writes the weights (course backbones only).
-        resize_steps: ``resize_steps() -> list`` of ``transforms.v2`` resize / crop steps the
-            backbone's preprocessing needs (None: inputs are already ``input_size``).
-        num_params: parameter count of the backbone when known without building it.
-    """
-
-    name: str
-    modality: str
-    profile: str
-    build: Callable
-    weights: str
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    input_size: tuple[int, ...]
-    licence: str
-    card: str
-    load_backbone: Callable
-    train: Callable | None = None
-    resize_steps: Callable | None = None
-    num_params: int | None = None
-    available: Callable[[], bool] | None = None
+# The registry: one line per model family file of tlcourse/models/ (and one name in the import).
+FAMILIES = (
+    glyphnet,  # the course image backbones, pretrained on Latin glyphs
+    kwsnet,  # the course audio backbone, pretrained on spoken words
+    imagenet,  # torchvision ImageNet models (full profile)
+    minilm,  # the MiniLM sentence encoder
+)
 
 
 def weights_available(found: ZooEntry) -> bool:
@@ -76,25 +46,8 @@ def weights_available(found: ZooEntry) -> bool:
 
 
 def entries() -> dict[str, ZooEntry]:
-    """Every zoo entry by name, gathered from the ``ZOO`` dicts of :data:`ENTRY_MODULES`.
-
-    A module that is not there is skipped; one whose optional dependency is not installed is
-    skipped with a warning naming the missing package.
-    """
-    found: dict[str, ZooEntry] = {}
-    for module in ENTRY_MODULES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as err:
-            if err.name is None or not module.startswith(err.name):
-                warnings.warn(
-                    f"Skipping the zoo entries of {module}: it needs the package {err.name!r}, "
-                    f"which is not installed (`pip install {err.name}`).",
-                    stacklevel=2,
-                )
-            continue
-        found.update(getattr(mod, "ZOO", {}))
-    return found
+    """Every zoo entry by name, gathered from the ``ZOO`` dict of each family in :data:`FAMILIES`."""
+    return {name: found for family in FAMILIES for name, found in family.ZOO.items()}
 
 
 def entry(name: str) -> ZooEntry:
@@ -137,27 +90,16 @@ def preprocessing(name: str) -> Callable:
 
     Takes a PIL image or a ``(3, H, W)`` uint8 tensor and returns a float ``(3, H', W')`` image
     scaled to [0, 1] and normalised with the backbone's mean and std, resized (and centre-cropped)
-    first where the backbone expects another size.
+    first where the backbone expects another size (built by :func:`tlcourse.augment.for_backbone`).
 
-    Introduced in notebooks/02_preparing_data.ipynb.
+    Introduced in notebooks/00_welcome.ipynb.
     """
-    import torch
-    from torchvision.transforms import v2
-
     found = entry(name)
     if found.modality != "image":
         raise ValueError(
             f"{name!r} is a {found.modality} model; preprocessing() covers image models."
         )
-    steps = [v2.ToImage(), *(found.resize_steps() if found.resize_steps else [])]
-    return v2.Compose(
-        [*steps, v2.ToDtype(torch.float32, scale=True), v2.Normalize(found.mean, found.std)]
-    )
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters of ``model`` (only those with ``requires_grad`` if ``trainable_only``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+    return for_backbone(found)
 
 
 def card(name: str) -> str:

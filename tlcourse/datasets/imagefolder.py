@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from tlcourse.checkpoint import atomic_write
+from tlcourse.atomic import atomic_write
 
 SPLITS = ("train", "val", "test")
 MARKER = ".tlcourse-dataset.json"

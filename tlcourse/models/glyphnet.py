@@ -5,7 +5,7 @@ Both are small ResNets written as a :class:`~tlcourse.nets.Classifier` whose bac
 them by depth. ``python -m tlcourse zoo build glyphnet-s`` trains one on ``glyphs-latin``
 (deterministic given the seed) and writes ``tlcourse/assets/zoo/glyphnet-s.safetensors`` (backbone
 weights only) and its model card. ImageNet backbones of the full profile live in
-:mod:`tlcourse.tvmodels`.
+:mod:`tlcourse.models.imagenet`.
 
 Introduced in notebooks/01_what_is_transfer.ipynb.
 """
@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from tlcourse import paths
+from tlcourse.atomic import atomic_write, write_text
+from tlcourse.models.entry import ZooEntry
 from tlcourse.nets import Classifier, conv_block
-from tlcourse.zoo import ZooEntry
 
 # Channel statistics of the glyphs-latin training split (what the backbones were trained with).
 GLYPH_MEAN = (0.501, 0.500, 0.499)
@@ -127,6 +128,7 @@ def train(name: str, seed: int = 0, *, out_dir: str | Path | None = None, epochs
     ``max_train`` (training images) shrink the run for tests. Returns the card's numbers.
     """
     from tlcourse.engine import evaluate, fit
+    from tlcourse.recipes import one_cycle
     from tlcourse.repro import seed_everything
 
     recipe = {**RECIPES[name], **({"epochs": epochs} if epochs else {})}
@@ -137,8 +139,7 @@ def train(name: str, seed: int = 0, *, out_dir: str | Path | None = None, epochs
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"]
     )
-    total = recipe["epochs"] * len(train_loader)
-    schedule = _one_cycle(recipe["lr"], total)
+    schedule = one_cycle(recipe["epochs"], len(train_loader))
     history = fit(model, train_loader, epochs=recipe["epochs"], optimizer=optimizer, device="cpu",
                   loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1), callbacks=[schedule], progress=progress)  # fmt: skip
     result = {
@@ -152,21 +153,11 @@ def train(name: str, seed: int = 0, *, out_dir: str | Path | None = None, epochs
     return result
 
 
-def _one_cycle(lr: float, total_steps: int):
-    from tlcourse.callbacks import LRScheduler
-
-    return LRScheduler(
-        lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total_steps)
-    )
-
-
 def save_backbone(backbone: nn.Module, name: str, result: dict, out_dir: str | Path | None = None,
                   write_card: bool = True) -> Path:  # fmt: skip
     """Atomically write ``backbone``'s weights (safetensors, with ``architecture`` and ``result``
     as metadata) and, if ``write_card``, its model card from the training ``result``."""
     from safetensors.torch import save_file
-
-    from tlcourse.checkpoint import atomic_write
 
     out = Path(out_dir) if out_dir else weights_path(name).parent
     tensors = {k: v.detach().contiguous().clone() for k, v in backbone.state_dict().items()}
@@ -175,7 +166,7 @@ def save_backbone(backbone: nn.Module, name: str, result: dict, out_dir: str | P
         out / f"{name}.safetensors", lambda tmp: save_file(tensors, str(tmp), metadata=meta)
     )
     if write_card:
-        atomic_write(out / f"{name}.md", lambda tmp: tmp.write_text(model_card(name, result)))
+        write_text(out / f"{name}.md", model_card(name, result))
     return path
 
 
@@ -245,5 +236,5 @@ def _entry(name: str) -> ZooEntry:
     )  # fmt: skip
 
 
-# The course image backbones, gathered by :func:`tlcourse.zoo.entries`.
+# The course image backbones, listed in :data:`tlcourse.zoo.FAMILIES`.
 ZOO: dict[str, ZooEntry] = {name: _entry(name) for name in ARCHITECTURES}

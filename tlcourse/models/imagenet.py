@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from torchvision import models
-from torchvision.transforms import v2
 
+from tlcourse.models.entry import ZooEntry
 from tlcourse.nets import Classifier
-from tlcourse.zoo import ZooEntry
 
 LICENCE = "BSD-3-Clause code; ImageNet weights (non-commercial terms)"
 
@@ -137,14 +136,6 @@ def load_backbone(name: str) -> nn.Sequential:
     return backbone_from(name, model)[0]
 
 
-def _resize_steps(name: str) -> list:
-    t = MODELS[name][1].transforms()
-    return [
-        v2.Resize(t.resize_size, interpolation=t.interpolation, antialias=True),
-        v2.CenterCrop(t.crop_size),
-    ]
-
-
 def _entry(name: str) -> ZooEntry:
     weights = MODELS[name][1]
     t = weights.transforms()
@@ -159,9 +150,9 @@ def _entry(name: str) -> ZooEntry:
         name=name, modality="image", profile="full", build=functools.partial(build, name),
         weights=weights.url, mean=tuple(t.mean), std=tuple(t.std), input_size=(3, t.crop_size[0], t.crop_size[-1]),
         licence=LICENCE, card=card, load_backbone=functools.partial(load_backbone, name),
-        resize_steps=functools.partial(_resize_steps, name), available=functools.partial(is_cached, name), num_params=weights.meta["num_params"],
+        resize_size=t.resize_size[0], interpolation=t.interpolation.value, available=functools.partial(is_cached, name), num_params=weights.meta["num_params"],
     )  # fmt: skip
 
 
-# The torchvision ImageNet backbones, gathered by :func:`tlcourse.zoo.entries`.
+# The torchvision ImageNet backbones, listed in :data:`tlcourse.zoo.FAMILIES`.
 ZOO: dict[str, ZooEntry] = {name: _entry(name) for name in MODELS}
