@@ -21,6 +21,7 @@ COMMANDS = {
         "tlcourse.grading.grader",
         "grade a folder of submitted notebooks into a gradebook CSV",
     ),
+    "predict": ("tlcourse.predict", "classify a folder of images with an exported ONNX model"),
 }
 
 
