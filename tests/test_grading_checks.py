@@ -1,7 +1,10 @@
 """Inline checks and the strict comparison: right answers pass, wrong ones fail with a useful
-message that never shows the reference code, and look-alike objects never pass."""
+message that never shows the reference code, and look-alike objects never pass. The checks
+compare with the results recorded in exercises/checks/ (data), never with code."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,14 +12,23 @@ import torch
 from tlcourse.grading import check
 from tlcourse.grading.checks import evaluate
 from tlcourse.grading.questions import Question, QuestionError, get_question, question_set, same
+from tlcourse.grading.references import load_references
 from tlcourse.grading.wire import Unsupported, decode, dump, encode, load
 
+ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = [q for q in question_set("00") if isinstance(q, Question)]
+REFERENCES = load_references(ROOT / "solutions" / "00_warmup.ipynb")
 
 
 @pytest.mark.parametrize("question", QUESTIONS, ids=lambda q: q.id)
 def test_reference_passes_its_own_check(question):
-    assert evaluate(question.id, question.reference).passed
+    assert evaluate(question.id, REFERENCES[question.function]).passed
+
+
+def test_questions_hold_no_reference():
+    assert not hasattr(QUESTIONS[0], "reference")
+    with pytest.raises(TypeError):
+        Question("00.1", "f", 1, "t", cases=lambda g: [], reference=lambda: 0)  # type: ignore[call-arg]
 
 
 def test_wrong_answer_fails_with_expected_value_and_hint(capsys):

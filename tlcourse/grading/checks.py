@@ -1,8 +1,10 @@
 """Inline feedback for self-study: ``check("00.1", count_trainable)`` in an exercise notebook.
 
-:func:`check` runs the learner's function on a few small cases (fixed seed, so the feedback is
-reproducible), compares with the reference in the package and prints one clear line: passed, or
-which case failed, what was expected and a hint, never the reference code.
+:func:`check` runs the learner's function on the public cases of the question (fixed seed, so the
+feedback is reproducible), compares with the results recorded for those cases at release time
+(:mod:`tlcourse.grading.recorded`: data next to the exercises, no reference code anywhere on the
+learner's side) and prints one clear line: passed, or which case failed, what was expected and a
+hint. It works offline.
 
 Under nbgrader (``NBGRADER_EXECUTION`` set) or with ``TLCOURSE_CHECK_RAISE=1``, a failed check
 also raises ``AssertionError``, so an nbgrader test cell that contains the check awards its
@@ -21,9 +23,14 @@ from typing import Any
 
 import torch
 
-from tlcourse.grading.questions import OpenQuestion, Question, describe_args, get_question
-
-INLINE_SEED = 0
+from tlcourse.grading import recorded
+from tlcourse.grading.questions import (
+    PUBLIC_SEED,
+    OpenQuestion,
+    Question,
+    describe_args,
+    get_question,
+)
 
 
 @dataclass(frozen=True)
@@ -39,8 +46,9 @@ class CheckResult:
         return self.passed
 
 
-def evaluate(qid: str, function: Callable[..., Any], seed: int = INLINE_SEED) -> CheckResult:
-    """Run ``function`` on the cases of question ``qid`` and compare with the reference."""
+def evaluate(qid: str, function: Callable[..., Any], expected: list | None = None) -> CheckResult:
+    """Run ``function`` on the public cases of question ``qid`` and compare with ``expected``
+    (default: the recorded results, :func:`tlcourse.grading.recorded.load`)."""
     question = get_question(qid)
     if isinstance(question, OpenQuestion):
         return CheckResult(qid, False, f"{qid} is an open question: your teacher reads it.", False)
@@ -51,9 +59,22 @@ def evaluate(qid: str, function: Callable[..., Any], seed: int = INLINE_SEED) ->
             f"{qid}: pass your function itself, e.g. "
             f"check({qid!r}, {question.function}), not {type(function).__name__}.",
         )
-    cases = question.cases(torch.Generator().manual_seed(seed))
-    for number, args in enumerate(cases, start=1):
-        result = _run_case(question, function, args, number, len(cases))
+    try:
+        expected = recorded.load(qid[:2]).get(qid) if expected is None else expected
+    except recorded.RecordedError as err:
+        return CheckResult(qid, False, f"CANNOT CHECK {qid}: {err}", False)
+    cases = question.cases(torch.Generator().manual_seed(PUBLIC_SEED))
+    if not isinstance(expected, list) or len(expected) != len(cases):
+        return CheckResult(
+            qid,
+            False,
+            f"CANNOT CHECK {qid}: the recorded results do not match this version of tlcourse; "
+            "get the exercises/checks folder that came with it (instructors: "
+            "`python -m tlcourse release`).",
+            False,
+        )
+    for number, (args, exp) in enumerate(zip(cases, expected, strict=True), start=1):
+        result = _run_case(question, function, args, exp, number, len(cases))
         if result is not None:
             return result
     return CheckResult(
@@ -65,10 +86,8 @@ def evaluate(qid: str, function: Callable[..., Any], seed: int = INLINE_SEED) ->
 
 
 def _run_case(
-    question: Question, function: Callable, args: tuple, number: int, total: int
+    question: Question, function: Callable, args: tuple, expected: Any, number: int, total: int
 ) -> CheckResult | None:
-    expected_args = copy.deepcopy(args)
-    expected = question.observe(question.reference(*expected_args), expected_args)
     mine = copy.deepcopy(args)
     where = (
         f"FAILED {question.id} {question.title}, case {number} of {total} ({describe_args(args)})"

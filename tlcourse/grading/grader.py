@@ -5,20 +5,24 @@ its functions return. For each submission the grader
 
 1. reads the notebook (never executing it in the grader's process) and keeps its code cells,
    minus the ``check(...)`` cells;
-2. draws fresh cases from a secret seed, computes the expected observations with the package's
-   reference implementations **in the grader's process**, and writes the cases for the kernel;
+2. draws fresh cases from a secret seed, computes the expected observations with the reference
+   functions read from the instructor's ``solutions/NN_topic.ipynb``
+   (:mod:`tlcourse.grading.references`) **in the grader's process**, and writes the cases for the
+   kernel (the package holds no reference answers, the public recorded results are never used);
 3. runs the cells, then the learner's functions on those cases, in a sandbox
    (:mod:`tlcourse.grading.sandbox`: own process tree, time / memory / file limits, and where
-   Linux allows it no network and a read-only view of everything but its scratch folder);
+   Linux allows it no network, a read-only view of everything but its scratch folder, and no
+   view at all of ``solutions/``, ``.git``, the submissions folder or the rest of ``/tmp``);
 4. reads back plain data only (JSON + safetensors, :mod:`tlcourse.grading.wire`) and compares in
    its own process with strict types; a question scores all its points or none;
 5. without namespaces (where the package is writable), checks that the ``tlcourse.grading``
    files (what the kernel side of grading runs) are unchanged after each run: if not, that submission gets zero and a warning is printed.
 
 Submissions: ``SUBMISSIONS_DIR/<student>.ipynb`` or ``SUBMISSIONS_DIR/<student>/.../NN_topic.ipynb``
-(nbgrader's ``submitted/<student>/<assignment>/`` layout works). Output: the gradebook CSV
-(``student, question, points, max, message``; a ``run`` row per student says what happened; open
-questions have empty points, to fill by hand) and ``<student>.md`` feedback files.
+(nbgrader's ``submitted/<student>/<assignment>/`` layout works). Symbolic links are never
+followed and other files are not read: each gets a row that says so. Output: the gradebook CSV
+(:mod:`tlcourse.grading.gradebook`: formula-safe cells; a ``run`` row per student says what
+happened; open questions have empty points, to fill by hand) and ``<student>.md`` feedback files.
 
 Introduced in exercises/00_warmup.ipynb.
 """
@@ -26,10 +30,6 @@ Introduced in exercises/00_warmup.ipynb.
 from __future__ import annotations
 
 import argparse
-import copy
-import csv
-import hashlib
-import io
 import json
 import os
 import re
@@ -39,7 +39,6 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,82 +46,24 @@ import nbformat
 import torch
 
 from tlcourse.grading import wire
-from tlcourse.grading.cells import chapter_of, check_call
-from tlcourse.grading.questions import OpenQuestion, Question, question_set
+from tlcourse.grading.cells import chapter_of
+from tlcourse.grading.gradebook import Report, Row, write_feedback, write_gradebook
+from tlcourse.grading.questions import PUBLIC_SEED, OpenQuestion, Question, question_set
+from tlcourse.grading.recorded import observe
+from tlcourse.grading.references import load_references, solution_path
 from tlcourse.grading.sandbox import Limits, RunOutcome, namespaces_available, run_job
+from tlcourse.grading.submissions import (
+    Submission,
+    changed_files,
+    code_cells,
+    find_submissions,
+    open_answers,
+    read_notebook,
+    small_folder,
+    snapshot,
+)
 
-MAX_NOTEBOOK_BYTES = 20_000_000
-COLUMNS = ("student", "question", "points", "max", "message")
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class Row:
-    """One gradebook line."""
-
-    student: str
-    question: str
-    points: int | str
-    max: int | str
-    message: str
-
-
-@dataclass
-class Report:
-    """Everything the grader learned about one submission."""
-
-    student: str
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    answers: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    @property
-    def total(self) -> int:
-        return sum(r.points for r in self.rows if isinstance(r.points, int) and r.question != "run")
-
-
-# ------------------------------------------------------------------------------ submissions
-
-
-def find_submissions(folder: Path, notebook_name: str) -> dict[str, Path | None]:
-    """``{student: notebook path or None}`` from ``<student>.ipynb`` files and sub-folders."""
-    found: dict[str, Path | None] = {}
-    for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix == ".ipynb":
-            found[entry.stem] = entry
-        elif entry.is_dir() and not entry.name.startswith("."):
-            found[entry.name] = _notebook_in(entry, notebook_name)
-    return found
-
-
-def _notebook_in(folder: Path, notebook_name: str) -> Path | None:
-    exact = sorted(folder.rglob(notebook_name))
-    any_nb = [p for p in sorted(folder.rglob("*.ipynb")) if ".ipynb_checkpoints" not in p.parts]
-    return (exact or any_nb or [None])[0]
-
-
-def code_cells(nb: nbformat.NotebookNode) -> list[str]:
-    """The submission's code cells to run: all of them except the pure ``check(...)`` cells."""
-    return [
-        c.source
-        for c in nb.cells
-        if c.cell_type == "code" and c.source.strip() and not check_call(c.source)
-    ]
-
-
-def open_answers(nb: nbformat.NotebookNode, questions: list) -> dict[str, str]:
-    """The learner's text for each open question (the markdown cell after its header)."""
-    answers = {}
-    for question in (q for q in questions if isinstance(q, OpenQuestion)):
-        texts = [
-            c.source
-            for c in nb.cells
-            if c.cell_type == "markdown"
-            and c.metadata.get("tlcourse", {}).get("question") == question.id
-        ]
-        answers[question.id] = (texts or ["(no answer cell found)"])[0][:5000]
-    return answers
 
 
 # -------------------------------------------------------------------------------- one student
@@ -138,33 +79,43 @@ class Grader:
         isolate: bool | None = None,
         seed: int | None = None,
         watch: Path | None = None,
+        solutions: Path | None = None,
+        submissions: Path | None = None,
     ) -> None:
         self.watch = watch or PACKAGE_DIR / "grading"  # checked for tampering without namespaces
         self.chapter = chapter_of(exercise.name)
         self.notebook_name = exercise.name
         self.questions = question_set(self.chapter)
+        solution = solution_path(exercise, solutions)
+        graded = [q for q in self.questions if isinstance(q, Question)]
+        self.references = load_references(solution, [q.function for q in graded])
         self.limits = limits or Limits()
         self.isolate = namespaces_available() if isolate is None else isolate
+        if seed == PUBLIC_SEED:
+            raise ValueError(f"--seed {PUBLIC_SEED} draws the public cases: choose another seed")
         self.seed = seed
         repo = exercise.resolve().parent.parent
-        self.hidden = [repo / "solutions", repo / ".git"]
+        hidden = [solution.resolve().parent, repo / ".git", submissions]
+        self.hidden = [p.resolve() for p in hidden if p is not None and p.is_dir()]
 
-    def grade(self, student: str, path: Path | None) -> Report:
+    def grade(self, submission: Submission) -> Report:
         """Grade one submission; never raises for anything the submission does."""
         start = time.monotonic()
-        report = Report(student)
+        report = Report(submission.student)
         try:
-            nb = _read_notebook(path)
+            if submission.problem:
+                raise ValueError(submission.problem)
+            nb = read_notebook(submission.path)
         except (OSError, ValueError) as err:
             self._all_zero(report, f"notebook not graded: {err}")
         else:
             report.answers = open_answers(nb, self.questions)
-            self._grade_notebook(report, nb, path.parent)
-            _withdraw_if_copied(report, code_cells(nb))
+            own = submission.path.parent if submission.path.parent.name == report.student else None
+            self._grade_notebook(report, nb, own)
         report.seconds = time.monotonic() - start
         return report
 
-    def _grade_notebook(self, report: Report, nb: nbformat.NotebookNode, folder: Path) -> None:
+    def _grade_notebook(self, report: Report, nb: nbformat.NotebookNode, folder: Path | None):
         root = Path(tempfile.mkdtemp(prefix="tlcgrade-"))
         nonce = secrets.token_hex(8)
         try:
@@ -179,9 +130,11 @@ class Grader:
             if not os.environ.get("TLCOURSE_GRADE_KEEP"):
                 shutil.rmtree(root, ignore_errors=True)
 
-    def _prepare(self, root: Path, nonce: str, nb, folder: Path) -> tuple[Path, dict]:
+    def _prepare(self, root: Path, nonce: str, nb, folder: Path | None) -> tuple[Path, dict]:
+        """The job for the sandbox; ``folder`` (the student's own folder, if any) is copied as
+        the kernel's working folder, its links copied as links."""
         work, io_dir = root / "work", root / f"io-{nonce}"
-        if folder.resolve() != Path.cwd().resolve() and _small_folder(folder):
+        if folder is not None and folder.resolve() != Path.cwd().resolve() and small_folder(folder):
             shutil.copytree(folder, work, symlinks=True, ignore=shutil.ignore_patterns(".*"))
         work.mkdir(exist_ok=True)
         io_dir.mkdir()
@@ -190,14 +143,15 @@ class Grader:
         for q in graded:
             cases = q.cases(torch.Generator().manual_seed(seed))
             torch.save(cases, io_dir / f"cases_{q.id}.pt")
-            expected[q.id] = [_expected(q, args) for args in cases]
+            expected[q.id] = [observe(q, self.references[q.function], a) for a in cases]
         job = {
             "root": str(root),
             "work": str(work),
             "io": str(io_dir),
             "cells": code_cells(nb),
             "questions": [[q.id, q.function, q.observer_path] for q in graded],
-            "hide": [str(p) for p in self.hidden if p.is_dir()],
+            "hide": [str(p) for p in self.hidden],
+            "private_tmp": tempfile.gettempdir(),
             "cell_timeout": self.limits.cell_timeout_s,
         }
         (io_dir / "job.json").write_text(json.dumps(job))
@@ -242,11 +196,10 @@ class Grader:
                 "check `git status` / re-install the package",
                 file=sys.stderr,
             )
-            note = f"the tlcourse package changed during the run ({', '.join(changed[:3])}); all points withdrawn"
-            report.notes.append(note)
-            for row in report.rows:
-                if isinstance(row.points, int):
-                    row.points, row.message = 0, note
+            report.withdraw(
+                f"the tlcourse package changed during the run ({', '.join(changed[:3])}); "
+                "all points withdrawn"
+            )
 
     def _all_zero(self, report: Report, message: str) -> None:
         report.notes.append(message)
@@ -254,46 +207,6 @@ class Grader:
         for q in self.questions:
             points = "" if isinstance(q, OpenQuestion) else 0
             report.rows.append(Row(report.student, q.id, points, q.points, message))
-
-
-REFERENCE_PATTERN = re.compile(r"grading\s*\.\s*sets|grading\s+import\s+sets|solutions/\d\d_")
-
-
-def _withdraw_if_copied(report: Report, cells: list[str]) -> None:
-    """Zero every auto-graded question of a submission that imports the package's reference
-    implementations (``tlcourse.grading.sets``) or reads the solution notebooks."""
-    if any(REFERENCE_PATTERN.search(source) for source in cells):
-        note = "uses the package's reference implementations (tlcourse.grading.sets); all points withdrawn"
-        report.notes.append(note)
-        for row in report.rows:
-            if isinstance(row.points, int):
-                row.points, row.message = 0, note
-
-
-def _expected(question: Question, args: tuple) -> Any:
-    mine = copy.deepcopy(args)
-    return question.observe(question.reference(*mine), mine)
-
-
-def _read_notebook(path: Path | None) -> nbformat.NotebookNode:
-    if path is None:
-        raise ValueError("no .ipynb file found in the submission")
-    data = path.read_bytes()
-    if len(data) > MAX_NOTEBOOK_BYTES:
-        raise ValueError(f"notebook larger than {MAX_NOTEBOOK_BYTES // 1_000_000} MB")
-    try:
-        return nbformat.reads(data.decode("utf-8"), as_version=4)
-    except Exception as err:  # noqa: BLE001 - nbformat raises many kinds
-        raise ValueError(f"not a readable notebook ({type(err).__name__})") from err
-
-
-def _small_folder(folder: Path, limit: int = 200_000_000) -> bool:
-    total = 0
-    for p in folder.rglob("*"):
-        total += p.lstat().st_size if p.is_file() else 0
-        if total > limit:
-            return False
-    return True
 
 
 def _read_status(io_dir: Path) -> dict:
@@ -338,8 +251,6 @@ def _question_verdict(
     outcomes = result.get("outcomes") if isinstance(result, dict) else None
     if not isinstance(outcomes, list) or len(outcomes) != len(expected):
         return "malformed result"
-    if "tlcourse/grading" in str(result.get("origin", "")).replace(os.sep, "/"):
-        return "calls the package's reference implementation instead of your own code"
     for number, (got, exp) in enumerate(zip(outcomes, expected, strict=True), start=1):
         message = _case_verdict(q, got, exp)
         if message:
@@ -367,60 +278,6 @@ def _missing_reason(q: Question, status: dict, outcome: RunOutcome, err: Excepti
     return f"no result ({type(err).__name__}); the kernel did not finish"
 
 
-# ------------------------------------------------------------------------------- integrity
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """``{path: sha256}`` of the package's source files, to detect tampering."""
-    return {
-        str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*.py"))
-    }
-
-
-def changed_files(folder: Path, before: dict[str, str]) -> list[str]:
-    """Names of files added, removed or modified since :func:`snapshot` (nothing is restored:
-    re-install the package if this ever reports anything)."""
-    after = snapshot(folder)
-    return sorted(Path(p).name for p in set(before) | set(after) if before.get(p) != after.get(p))
-
-
-# ------------------------------------------------------------------------------- gradebook
-
-
-def feedback_text(report: Report, questions: list) -> str:
-    """The per-student feedback file (markdown)."""
-    hints = {q.id: q.hint for q in questions if isinstance(q, Question)}
-    auto_max = sum(q.points for q in questions if isinstance(q, Question))
-    lines = [
-        f"# Feedback for {report.student}",
-        "",
-        f"Auto-graded: **{report.total} / {auto_max}** points. Run: {'; '.join(report.notes)}.",
-        "",
-    ]
-    for row in (r for r in report.rows if r.question != "run"):
-        lines.append(
-            f"- **{row.question}** {row.points if row.points != '' else '?'}/{row.max}: {row.message}"
-        )
-        if row.points == 0 and hints.get(row.question):
-            lines.append(f"  - hint: {hints[row.question]}")
-    for qid, text in report.answers.items():
-        lines += ["", f"## Your answer to {qid} (graded by hand)", "", text]
-    return "\n".join(lines) + "\n"
-
-
-def write_gradebook(reports: list[Report], out: Path) -> None:
-    """Write the CSV atomically (the folder is re-created if it vanished)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(COLUMNS)
-    for report in reports:
-        writer.writerows([(r.student, r.question, r.points, r.max, r.message) for r in report.rows])
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, out)
-
-
 def grade_folder(
     exercise: Path,
     submissions: Path,
@@ -432,28 +289,34 @@ def grade_folder(
     seed: int | None = None,
     log=print,
     watch: Path | None = None,
+    solutions: Path | None = None,
 ) -> list[Report]:
     """Grade every submission in ``submissions``; write the CSV and feedback files."""
-    grader = Grader(exercise, limits, isolate, seed, watch)
+    grader = Grader(exercise, limits, isolate, seed, watch, solutions, submissions)
     found = find_submissions(submissions, exercise.name)
     log(
         f"grading {len(found)} submission(s) of {exercise.name}; sandbox: "
         f"{'namespaces + limits' if grader.isolate else 'limits only (no namespaces here)'}"
     )
+    if not grader.isolate:
+        log(
+            "WARNING: without Linux user namespaces a submission can read every file you can "
+            "(solutions/ included) and write to the package: grade on a machine with "
+            "`unshare --user` for marks that count."
+        )
 
-    def one(item: tuple[str, Path | None]) -> Report:
-        report = grader.grade(*item)
+    def one(submission: Submission) -> Report:
+        report = grader.grade(submission)
         log(f"  {report.student}: {report.total} points in {report.seconds:.1f} s")
         return report
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        reports = list(pool.map(one, found.items()))
+        reports = list(pool.map(one, found))
     write_gradebook(reports, out)
     feedback = feedback or out.with_name(out.stem + "_feedback")
-    feedback.mkdir(parents=True, exist_ok=True)
-    for report in reports:
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", report.student) or "student"
-        (feedback / f"{safe}.md").write_text(feedback_text(report, grader.questions))
+    graded = [q for q in grader.questions if isinstance(q, Question)]
+    hints = {q.id: q.hint for q in graded}
+    write_feedback(reports, feedback, hints, sum(q.points for q in graded))
     log(f"gradebook: {out}; feedback files: {feedback}/")
     return reports
 
@@ -464,6 +327,12 @@ def cli_main(argv: list[str]) -> int:
         prog="python -m tlcourse grade", description="Grade a folder of submitted notebooks."
     )
     parser.add_argument("exercise", type=Path, help="exercises/NN_topic.ipynb")
+    parser.add_argument(
+        "--solutions",
+        type=Path,
+        default=None,
+        help="folder of the instructor's solution notebooks (default: ../solutions of EXERCISE)",
+    )
     parser.add_argument(
         "submissions", type=Path, help="folder of <student>.ipynb or <student>/ folders"
     )
@@ -489,6 +358,7 @@ def cli_main(argv: list[str]) -> int:
         args.jobs,
         False if args.no_namespaces else None,
         args.seed,
+        solutions=args.solutions,
     )
     return 0
 

@@ -5,8 +5,8 @@ A chapter's question set is a module ``tlcourse/grading/sets/chNN.py`` holding
 
 * ``id`` (``"04.2"``), ``points``, ``function`` (the name the learner defines), ``title``;
 * ``cases(gen) -> list[tuple]``: the positional arguments of each test call, built from a
-  ``torch.Generator`` (the inline check uses a fixed seed, the batch grader a secret one);
-* ``reference(*args)``: the reference implementation (kept in the package, never in notebooks);
+  ``torch.Generator`` (the public cases use seed :data:`PUBLIC_SEED`, the batch grader a secret
+  one);
 * ``observe(result, args)``: turns what a call returned (and the arguments, for functions
   that modify a model in place) into *plain data*: ``int``, ``float``, ``bool``, ``str``, ``None``,
   ``torch.Tensor`` and lists / dicts of them. Default: the returned value itself. It runs in
@@ -17,8 +17,12 @@ A chapter's question set is a module ``tlcourse/grading/sets/chNN.py`` holding
   ``rtol=1e-5``, ``atol=1e-6`` for floats and tensors);
 * ``hint``: one sentence shown when the answer is wrong.
 
-The same declaration drives the learner's inline :func:`tlcourse.grading.checks.check` and the
-batch grader (:mod:`tlcourse.grading.grader`), which compares plain data in its own process.
+There is no reference implementation here: the reference of question ``NN.k`` is the function
+named ``function`` in ``solutions/NN_topic.ipynb`` (:mod:`tlcourse.grading.references`), which the
+learner never receives. ``python -m tlcourse release`` records its observations on the public
+cases as data (``exercises/checks/NN.json``), which the inline
+:func:`tlcourse.grading.checks.check` compares with; the batch grader
+(:mod:`tlcourse.grading.grader`) runs the references on fresh secret cases in its own process.
 
 Introduced in exercises/00_warmup.ipynb.
 """
@@ -38,6 +42,7 @@ from torch import nn
 from tlcourse.grading.observers import returned
 
 ID_PATTERN = re.compile(r"^(\d\d)\.(\d+)$")
+PUBLIC_SEED = 0  # the cases learners see (recorded at release); the grader never draws them
 PLAIN_SCALARS = (bool, int, float, str, type(None))
 
 
@@ -54,7 +59,6 @@ class Question:
     points: int
     title: str
     cases: Callable[[torch.Generator], list[tuple]]
-    reference: Callable[..., Any]
     observe: Callable[[Any, tuple], Any] = returned
     compare: Callable[[Any, Any], str | None] = field(default=None)  # type: ignore[assignment]
     hint: str = ""

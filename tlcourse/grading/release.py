@@ -6,10 +6,14 @@ For each ``solutions/NN_topic.ipynb`` it
    content, points from the question registry) and strips its outputs;
 2. writes ``exercises/NN_topic.ipynb``: every ``### BEGIN SOLUTION`` ... ``### END SOLUTION``
    block becomes ``# YOUR CODE HERE`` + ``raise NotImplementedError()`` (code) or
-   ``YOUR ANSWER HERE`` (markdown model answers), outputs stripped.
+   ``YOUR ANSWER HERE`` (markdown model answers), outputs stripped;
+3. records what the solution's functions (the references, :mod:`tlcourse.grading.references`)
+   give on the public cases: ``exercises/checks/NN.json`` + ``NN.safetensors``, the data the
+   learners' inline ``check()`` compares with (:mod:`tlcourse.grading.recorded`).
 
 ``--check`` writes nothing and exits 1 when a committed file differs from what release makes
-(the test suite runs it).
+(the test suite runs it). ``--student DIR`` writes a class copy without the solutions
+(:mod:`tlcourse.grading.student`).
 
 Introduced in exercises/00_warmup.ipynb.
 """
@@ -24,7 +28,9 @@ from pathlib import Path
 
 import nbformat
 
+from tlcourse.grading import recorded
 from tlcourse.grading.cells import annotate, chapter_of, strip_solutions
+from tlcourse.grading.references import load_references
 
 
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -58,6 +64,11 @@ def release_notebook(solution_path: Path) -> tuple[str, str]:
     return nbformat.writes(nb) + "\n", nbformat.writes(exercise) + "\n"
 
 
+def record_notebook(solution_path: Path) -> dict:
+    """The public results of the solution's functions (see :func:`recorded.record`)."""
+    return recorded.record(chapter_of(solution_path.name), load_references(solution_path))
+
+
 def _write_if_changed(path: Path, text: str, check_only: bool) -> bool:
     """True if ``path`` differs from ``text``; writes it atomically unless ``check_only``."""
     if path.exists() and path.read_text() == text:
@@ -79,7 +90,18 @@ def cli_main(argv: list[str]) -> int:
     parser.add_argument("--solutions", type=Path, default=Path("solutions"))
     parser.add_argument("--exercises", type=Path, default=Path("exercises"))
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if out of date")
+    parser.add_argument(
+        "--student",
+        type=Path,
+        metavar="DIR",
+        help="write a class copy without solutions/ to DIR (after releasing)",
+    )
     args = parser.parse_args(argv)
+    if args.student is not None:
+        from tlcourse.grading.student import make_student_copy
+
+        make_student_copy(Path.cwd(), args.student, args.solutions, log=print)
+        return 0
     paths = args.notebooks or sorted(args.solutions.glob("[0-9][0-9]_*.ipynb"))
     if not paths:
         print(
@@ -92,6 +114,11 @@ def cli_main(argv: list[str]) -> int:
         solution_text, exercise_text = release_notebook(path)
         targets = ((path, solution_text), (args.exercises / path.name, exercise_text))
         stale += [str(p) for p, text in targets if _write_if_changed(p, text, args.check)]
+        payload, checks = record_notebook(path), args.exercises / "checks"
+        if recorded.differs(payload, checks):
+            stale.append(str(checks / f"{payload['chapter']}.json"))
+            if not args.check:
+                recorded.write(payload, checks)
     verb = "out of date" if args.check else "written"
     print(f"{len(paths)} notebook(s) released; {verb}: {', '.join(stale) or 'none'}")
     if args.check and stale:

@@ -43,17 +43,8 @@ BOOTSTRAP = (  # run before the cells, with the start-up time limit: torch is im
 )
 STARTUP_TIMEOUT_S = 120.0
 PASS_ENV = ("PATH", "LANG", "LC_ALL", "VIRTUAL_ENV", "PYTHONPATH", "CUDA_VISIBLE_DEVICES", "TZ")
-UNSHARE = [
-    "unshare",
-    "--user",
-    "--map-root-user",
-    "--mount",
-    "--pid",
-    "--fork",
-    "--net",
-    "--kill-child",
-    "--mount-proc",
-]
+NAMESPACES = ["--mount", "--pid", "--fork", "--net", "--kill-child", "--mount-proc"]
+UNSHARE = ["unshare", "--user", "--map-root-user", *NAMESPACES]
 
 
 @dataclass(frozen=True)
@@ -171,12 +162,15 @@ def kill_marked(nonce: str) -> int:
 
 
 def stage1(job_path: Path) -> None:
-    """In the new namespaces: hide the job's ``hide`` folders (the solution notebooks and the
-    git history), make every mount read-only except the sandbox root, then
+    """In the new namespaces: a private ``/tmp`` holding only the sandbox root, hide the job's
+    ``hide`` folders (the solution notebooks, the git history, the submissions), make every
+    mount read-only except the sandbox root, then
     exec stage 2 in a nested user namespace (which cannot undo the mounts)."""
     job = json.loads(job_path.read_text())
     root = Path(job["root"])
     _mount("--make-rprivate", "/")
+    if job.get("private_tmp"):
+        _private_tmp(Path(job["private_tmp"]), root)
     _mount("--bind", str(root), str(root))
     _mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", "/dev/shm", check=False)
     for folder in job.get("hide", []):
@@ -190,6 +184,28 @@ def stage1(job_path: Path) -> None:
         nested[0],
         [*nested, sys.executable, "-m", "tlcourse.grading.sandbox", "stage2", str(job_path)],
     )
+
+
+def _private_tmp(tmp: Path, root: Path) -> None:
+    """An empty tmpfs over ``tmp`` (other runs' folders, test copies of solutions vanish), with
+    ``root`` bound back in place through a file descriptor opened before it was covered."""
+    if not tmp.is_dir() or tmp.resolve() == Path("/"):
+        return
+    inside = tmp.resolve() in root.resolve().parents
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY) if inside else None
+    try:
+        _mount("-t", "tmpfs", "-o", "size=1m,mode=1777", "tmpfs", str(tmp))
+        if fd is not None:
+            root.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                ["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", str(root)],
+                check=True,
+                capture_output=True,
+                pass_fds=(fd,),
+            )
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _mount(*args: str, check: bool = True) -> None:

@@ -1,7 +1,7 @@
 """Chapter 00 (welcome) warm-up: parameters, freezing, heads, normalisation, accuracy.
 
-The reference implementations below are what the checks compare with; the learner writes
-their own in exercises/00_warmup.ipynb.
+The reference answers live in the solution notebook (solutions/), never here; the learner
+writes their own in exercises/00_warmup.ipynb.
 
 Introduced in exercises/00_warmup.ipynb.
 """
@@ -9,18 +9,12 @@ Introduced in exercises/00_warmup.ipynb.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from tlcourse.grading.cases import random_classifier
 from tlcourse.grading.observers import image_classifier_report, trainable_flags
 from tlcourse.grading.questions import OpenQuestion, Question
-from tlcourse.nets import Classifier
 
 # ----------------------------------------------------------------------- 00.1 count trainable
-
-
-def ref_count_trainable(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def cases_model(gen: torch.Generator) -> list[tuple]:
@@ -38,19 +32,7 @@ def cases_model(gen: torch.Generator) -> list[tuple]:
 # ------------------------------------------------------------------------ 00.2 freeze backbone
 
 
-def ref_freeze_backbone(model: Classifier) -> None:
-    for p in model.backbone.parameters():
-        p.requires_grad_(False)
-    for p in model.head.parameters():
-        p.requires_grad_(True)
-
-
 # --------------------------------------------------------------------------- 00.3 swap head
-
-
-def ref_swap_head(model: Classifier, num_classes: int) -> Classifier:
-    model.head = nn.Linear(model.head.in_features, num_classes)
-    return model
 
 
 def cases_swap(gen: torch.Generator) -> list[tuple]:
@@ -61,12 +43,6 @@ def cases_swap(gen: torch.Generator) -> list[tuple]:
 
 
 # ------------------------------------------------------------------------- 00.4 normalise
-
-
-def ref_normalize(images: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    mean_t = torch.tensor(mean, dtype=images.dtype).view(1, -1, 1, 1)
-    std_t = torch.tensor(std, dtype=images.dtype).view(1, -1, 1, 1)
-    return (images - mean_t) / std_t
 
 
 def cases_normalize(gen: torch.Generator) -> list[tuple]:
@@ -80,10 +56,6 @@ def cases_normalize(gen: torch.Generator) -> list[tuple]:
 
 
 # -------------------------------------------------------------------------- 00.5 accuracy
-
-
-def ref_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
-    return (logits.argmax(dim=1) == labels).float().mean().item()
 
 
 def cases_accuracy(gen: torch.Generator) -> list[tuple]:
@@ -102,7 +74,6 @@ QUESTIONS = [
         points=1,
         title="count trainable parameters",
         cases=cases_model,
-        reference=ref_count_trainable,
         hint="count the elements (numel) of the parameters whose requires_grad is True.",
     ),
     Question(
@@ -111,7 +82,6 @@ QUESTIONS = [
         points=2,
         title="freeze the backbone, train the head",
         cases=cases_model,
-        reference=ref_freeze_backbone,
         observe=trainable_flags,
         hint="set requires_grad on every backbone parameter AND on every head parameter "
         "(the head may arrive frozen).",
@@ -122,7 +92,6 @@ QUESTIONS = [
         points=2,
         title="a new head for a new class count",
         cases=cases_swap,
-        reference=ref_swap_head,
         observe=image_classifier_report,
         hint="a new nn.Linear whose in_features match the backbone's feature size; "
         "leave the backbone as it is and return the model.",
@@ -133,7 +102,6 @@ QUESTIONS = [
         points=1,
         title="normalise an image batch",
         cases=cases_normalize,
-        reference=ref_normalize,
         hint="subtract the mean and divide by the std of each channel; reshape them to "
         "(1, C, 1, 1) so they broadcast over (N, C, H, W).",
     ),
@@ -143,7 +111,6 @@ QUESTIONS = [
         points=1,
         title="accuracy from logits",
         cases=cases_accuracy,
-        reference=ref_accuracy,
         hint="the predicted class is the argmax over dim 1; return a Python float (.item()).",
     ),
     OpenQuestion(id="00.6", points=2, title="feature extraction or fine-tuning?"),

@@ -1,7 +1,7 @@
 """Chapter 01 (what transfer learning is): freeze by depth, a closed-form probe, few labels.
 
-The reference implementations below are what the checks compare with; the learner writes
-their own in exercises/01_what_is_transfer.ipynb.
+The reference answers live in the solution notebook (solutions/), never here; the learner
+writes their own in exercises/01_what_is_transfer.ipynb.
 
 Introduced in exercises/01_what_is_transfer.ipynb.
 """
@@ -13,18 +13,8 @@ import torch
 from tlcourse.grading.cases import random_classifier
 from tlcourse.grading.observers import trainable_flags
 from tlcourse.grading.questions import OpenQuestion, Question
-from tlcourse.nets import Classifier
 
 # -------------------------------------------------------------------- 01.1 freeze first k
-
-
-def ref_freeze_first_k(model: Classifier, k: int) -> None:
-    blocks = [m for _, m in model.backbone.named_children() if any(True for _ in m.parameters())]
-    for p in model.parameters():
-        p.requires_grad_(True)
-    for block in blocks[:k]:
-        for p in block.parameters():
-            p.requires_grad_(False)
 
 
 def cases_freeze(gen: torch.Generator) -> list[tuple]:
@@ -34,13 +24,6 @@ def cases_freeze(gen: torch.Generator) -> list[tuple]:
 
 
 # ------------------------------------------------------------------ 01.3 prototype probe
-
-
-def ref_prototype_probe(train_features: torch.Tensor, train_labels: torch.Tensor,
-                        test_features: torch.Tensor) -> torch.Tensor:  # fmt: skip
-    classes = torch.unique(train_labels)
-    means = torch.stack([train_features[train_labels == c].mean(0) for c in classes])
-    return classes[torch.cdist(test_features, means).argmin(1)]
 
 
 def cases_probe(gen: torch.Generator) -> list[tuple]:
@@ -59,23 +42,11 @@ def cases_probe(gen: torch.Generator) -> list[tuple]:
 # --------------------------------------------------------------- 01.2 trainable by depth
 
 
-def ref_trainable_by_depth(model: Classifier) -> list[int]:
-    blocks = [m for _, m in model.backbone.named_children() if any(True for _ in m.parameters())]
-    sizes = [sum(p.numel() for p in block.parameters()) for block in blocks]
-    total = sum(p.numel() for p in model.parameters())
-    return [total - sum(sizes[:k]) for k in range(len(blocks) + 1)]
-
-
 def cases_depth(gen: torch.Generator) -> list[tuple]:
     return [(random_classifier(gen),) for _ in range(3)]
 
 
 # --------------------------------------------------------------- 01.4 first k per class
-
-
-def ref_first_k_per_class(labels: torch.Tensor, k: int) -> torch.Tensor:
-    chosen = [torch.nonzero(labels == c).flatten()[:k] for c in torch.unique(labels)]
-    return torch.sort(torch.cat(chosen)).values
 
 
 def cases_first_k(gen: torch.Generator) -> list[tuple]:
@@ -94,7 +65,6 @@ QUESTIONS = [
         points=2,
         title="freeze exactly the first k blocks",
         cases=cases_freeze,
-        reference=ref_freeze_first_k,
         observe=trainable_flags,
         hint="count only backbone children that have parameters (the pooling block has none); "
         "make everything trainable first, then freeze the first k of them.",
@@ -105,7 +75,6 @@ QUESTIONS = [
         points=2,
         title="what trains at each freezing depth",
         cases=cases_depth,
-        reference=ref_trainable_by_depth,
         hint="one number per k = 0 .. number of blocks with parameters: all parameters of the "
         "model minus those of the first k blocks (the model may arrive partly frozen; count "
         "what would train after freezing exactly the first k).",
@@ -116,7 +85,6 @@ QUESTIONS = [
         points=2,
         title="a closed-form probe on cached features",
         cases=cases_probe,
-        reference=ref_prototype_probe,
         hint="average the features of each class that occurs in train_labels, then give every test "
         "row the label of the nearest mean (Euclidean distance, e.g. torch.cdist) — the label "
         "itself, not its position; return an int64 tensor.",
@@ -127,7 +95,6 @@ QUESTIONS = [
         points=1,
         title="k labelled examples per class",
         cases=cases_first_k,
-        reference=ref_first_k_per_class,
         hint="for every class, the indices of its first k occurrences; concatenate them and sort; "
         "return an int64 tensor.",
     ),

@@ -1,8 +1,8 @@
 """Chapter 02 (preparing data): matched preprocessing, class weights, a leak-free split,
 per-class recall, balanced sampling weights.
 
-The reference implementations below are what the checks compare with; the learner writes
-their own in exercises/02_preparing_data.ipynb.
+The reference answers live in the solution notebook (solutions/), never here; the learner
+writes their own in exercises/02_preparing_data.ipynb.
 
 Introduced in exercises/02_preparing_data.ipynb.
 """
@@ -10,9 +10,7 @@ Introduced in exercises/02_preparing_data.ipynb.
 from __future__ import annotations
 
 import types
-from typing import Any
 
-import numpy as np
 import torch
 
 from tlcourse.grading.data_observers import (
@@ -29,18 +27,6 @@ def _int(gen: torch.Generator, low: int, high: int) -> int:
 
 
 # ------------------------------------------------------------- 02.1 preprocessing for a backbone
-
-
-def ref_preprocessing_for(entry: Any):
-    from torchvision.transforms import v2
-
-    return v2.Compose(
-        [
-            v2.ToImage(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(list(entry.mean), list(entry.std)),
-        ]
-    )
 
 
 def cases_entry(gen: torch.Generator) -> list[tuple]:
@@ -63,11 +49,6 @@ def cases_entry(gen: torch.Generator) -> list[tuple]:
 # ------------------------------------------------------------------------ 02.2 class weights
 
 
-def ref_class_weights(targets: torch.Tensor, num_classes: int) -> torch.Tensor:
-    counts = torch.bincount(targets, minlength=num_classes).float()
-    return len(targets) / (num_classes * counts)
-
-
 def cases_targets(gen: torch.Generator) -> list[tuple]:
     """Imbalanced label vectors in which every class occurs."""
     cases = []
@@ -79,16 +60,6 @@ def cases_targets(gen: torch.Generator) -> list[tuple]:
 
 
 # ---------------------------------------------------------------------- 02.3 leak-free split
-
-
-def ref_group_split(
-    groups: np.ndarray, test_fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.model_selection import GroupShuffleSplit
-
-    split = GroupShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
-    train, test = next(split.split(np.zeros(len(groups)), groups=groups))
-    return np.sort(train), np.sort(test)
 
 
 def cases_groups(gen: torch.Generator) -> list[tuple]:
@@ -105,18 +76,6 @@ def cases_groups(gen: torch.Generator) -> list[tuple]:
 # --------------------------------------------------------------------- 02.4 per-class recall
 
 
-def ref_recall_per_class(
-    logits: torch.Tensor, labels: torch.Tensor, num_classes: int
-) -> torch.Tensor:
-    pred = logits.argmax(dim=1)
-    recall = torch.zeros(num_classes)
-    for c in range(num_classes):
-        members = labels == c
-        if members.any():
-            recall[c] = (pred[members] == c).float().mean()
-    return recall
-
-
 def cases_recall(gen: torch.Generator) -> list[tuple]:
     """Logits and labels; one case has a class with no examples (recall 0 by convention)."""
     cases = []
@@ -131,11 +90,6 @@ def cases_recall(gen: torch.Generator) -> list[tuple]:
 # -------------------------------------------------------------- 02.5 balanced sampling weights
 
 
-def ref_sample_weights(targets: torch.Tensor) -> torch.Tensor:
-    counts = torch.bincount(targets)
-    return 1.0 / counts[targets].double()
-
-
 def cases_sample_weights(gen: torch.Generator) -> list[tuple]:
     return [(case[0],) for case in cases_targets(gen)]
 
@@ -147,7 +101,6 @@ QUESTIONS = [
         points=2,
         title="preprocessing that matches a backbone",
         cases=cases_entry,
-        reference=ref_preprocessing_for,
         observe=applied,
         hint="scale uint8 to [0, 1] first (v2.ToDtype(torch.float32, scale=True)), then "
         "v2.Normalize with the entry's own mean and std; the result must be float32.",
@@ -158,7 +111,6 @@ QUESTIONS = [
         points=1,
         title="balanced class weights",
         cases=cases_targets,
-        reference=ref_class_weights,
         observe=as_float32,
         hint="weight of class c = number of examples / (num_classes * count of c); torch.bincount counts.",
     ),
@@ -168,7 +120,6 @@ QUESTIONS = [
         points=2,
         title="a split without leaks",
         cases=cases_groups,
-        reference=ref_group_split,
         observe=split_properties,
         hint="split the *originals* (unique group ids), not the rows; sklearn's GroupShuffleSplit "
         "does exactly this.",
@@ -179,7 +130,6 @@ QUESTIONS = [
         points=1,
         title="per-class recall",
         cases=cases_recall,
-        reference=ref_recall_per_class,
         observe=as_float32,
         hint="for each class c: among the examples whose label is c, the fraction predicted as c "
         "(argmax of the logits); 0.0 for a class with no examples.",
@@ -190,7 +140,6 @@ QUESTIONS = [
         points=1,
         title="weights for a balanced sampler",
         cases=cases_sample_weights,
-        reference=ref_sample_weights,
         observe=normalised_weights,
         hint="each example weighs 1 / (number of examples of its class), so every class has the "
         "same total weight.",

@@ -1,16 +1,14 @@
 """Chapter 03 (choosing a pretrained model): latency measured correctly, features extracted
 correctly, a choice under a latency budget, a 2-D projection.
 
-The reference implementations below are what the checks compare with; the learner writes
-their own in exercises/03_choosing_a_model.ipynb.
+The reference answers live in the solution notebook (solutions/), never here; the learner
+writes their own in exercises/03_choosing_a_model.ipynb.
 
 Introduced in exercises/03_choosing_a_model.ipynb.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
 from typing import Any
 
 import torch
@@ -20,22 +18,6 @@ from tlcourse.grading.data_observers import SlowStart, distances, features_repor
 from tlcourse.grading.questions import OpenQuestion, Question, same
 
 # ------------------------------------------------------------------- 03.1 latency, measured well
-
-
-def ref_measure_latency(model: nn.Module, input_size: tuple[int, ...]) -> float:
-    was_training = model.training
-    model.eval()
-    x = torch.randn(1, *input_size)
-    times = []
-    with torch.inference_mode():
-        for _ in range(3):
-            model(x)
-        for _ in range(10):
-            start = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - start)
-    model.train(was_training)
-    return 1000 * statistics.median(times)
 
 
 def cases_latency(gen: torch.Generator) -> list[tuple]:
@@ -54,19 +36,6 @@ def cases_latency_remembered(gen: torch.Generator) -> list[tuple]:
 # ---------------------------------------------------------------------- 03.2 extract features
 
 
-def ref_extract_features(
-    backbone: nn.Module, images: torch.Tensor, batch_size: int
-) -> torch.Tensor:
-    was_training = backbone.training
-    backbone.eval()
-    with torch.no_grad():
-        feats = torch.cat(
-            [backbone(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-        )
-    backbone.train(was_training)
-    return feats
-
-
 def cases_features(gen: torch.Generator) -> list[tuple]:
     """Backbones with BatchNorm and Dropout (so train mode changes the output), in train mode."""
     cases = []
@@ -83,13 +52,6 @@ def cases_features(gen: torch.Generator) -> list[tuple]:
 
 
 # ---------------------------------------------------------------------- 03.3 pick a backbone
-
-
-def ref_pick_backbone(rows: list[dict], max_ms: float) -> str | None:
-    fast = [r for r in rows if r["ms"] <= max_ms]
-    if not fast:
-        return None
-    return min(fast, key=lambda r: (-r["accuracy"], r["params"]))["name"]
 
 
 def cases_pick(gen: torch.Generator) -> list[tuple]:
@@ -115,12 +77,6 @@ def cases_pick(gen: torch.Generator) -> list[tuple]:
 
 
 # ------------------------------------------------------------------------ 03.4 PCA to 2-D
-
-
-def ref_pca_2d(features: torch.Tensor) -> torch.Tensor:
-    centred = features - features.mean(dim=0)
-    _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-    return centred @ vh[:2].T
 
 
 def cases_pca(gen: torch.Generator) -> list[tuple]:
@@ -149,7 +105,6 @@ QUESTIONS = [
         points=2,
         title="measure latency correctly",
         cases=cases_latency_remembered,
-        reference=ref_measure_latency,
         observe=latency_report,
         hint="eval mode, torch.inference_mode() (or no_grad), a few untimed warm-up calls, then the "
         "median of several timed calls in milliseconds per image; restore the model's mode at the end.",
@@ -160,7 +115,6 @@ QUESTIONS = [
         points=2,
         title="extract features the right way",
         cases=cases_features,
-        reference=ref_extract_features,
         observe=features_report,
         hint="backbone.eval() (BatchNorm uses its running statistics, Dropout is off), torch.no_grad(), "
         "batches in order, torch.cat; put the backbone back in the mode it came in.",
@@ -171,7 +125,6 @@ QUESTIONS = [
         points=1,
         title="a choice under a latency budget",
         cases=cases_pick,
-        reference=ref_pick_backbone,
         hint="keep rows with ms <= max_ms; the highest accuracy wins, ties go to fewer params; "
         "None if no row is fast enough.",
     ),
@@ -181,7 +134,6 @@ QUESTIONS = [
         points=1,
         title="project features to 2-D",
         cases=cases_pca,
-        reference=ref_pca_2d,
         observe=distances,
         compare=close,
         hint="centre the features (subtract the column means, no scaling), then project on the two "

@@ -1,8 +1,8 @@
 """Chapter 04 (image fine-tuning in PyTorch): partial freezing, discriminative learning rates,
 reading a learning rate off a range-test curve, and finding the most confident mistakes.
 
-The reference implementations below are what the checks compare with; the learner writes
-their own in exercises/04_image_finetuning.ipynb.
+The reference answers live in the solution notebook (solutions/), never here; the learner
+writes their own in exercises/04_image_finetuning.ipynb.
 
 Introduced in exercises/04_image_finetuning.ipynb.
 """
@@ -15,10 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlcourse.evaluation import most_confident_mistakes
 from tlcourse.grading.observers import trainable_flags
 from tlcourse.grading.questions import OpenQuestion, Question, same
-from tlcourse.lr_finder import smooth_losses, suggest_lr
 from tlcourse.nets import Classifier, conv_block
 
 
@@ -47,26 +45,7 @@ def cases_model(gen: torch.Generator) -> list[tuple]:
 # ------------------------------------------------------------- 04.1 train only the last block
 
 
-def ref_freeze_all_but_last_block(model: Classifier) -> None:
-    blocks = [m for _, m in model.backbone.named_children() if any(True for _ in m.parameters())]
-    model.requires_grad_(False)
-    blocks[-1].requires_grad_(True)
-    model.head.requires_grad_(True)
-
-
 # ------------------------------------------------------------ 04.2 discriminative rates
-
-
-def ref_discriminative_lrs(model: Classifier, lr: float, factor: float) -> dict[str, float]:
-    blocks = [n for n, m in model.backbone.named_children() if any(True for _ in m.parameters())]
-    rates = {"head": lr} | {
-        f"backbone.{n}": lr * factor ** (len(blocks) - i) for i, n in enumerate(blocks)
-    }
-    out = {}
-    for name, p in model.named_parameters():
-        if p.requires_grad:
-            out[name] = next(r for prefix, r in rates.items() if name.startswith(prefix + "."))
-    return out
 
 
 def cases_discriminative(gen: torch.Generator) -> list[tuple]:
@@ -79,10 +58,6 @@ def cases_discriminative(gen: torch.Generator) -> list[tuple]:
 
 
 # --------------------------------------------------------------------- 04.3 smooth losses
-
-
-def ref_smooth(losses: list[float], beta: float) -> list[float]:
-    return smooth_losses(losses, beta)
 
 
 def cases_smooth(gen: torch.Generator) -> list[tuple]:
@@ -106,10 +81,6 @@ def _curve(gen: torch.Generator) -> tuple[list[float], list[float]]:
     return lrs.tolist(), losses.tolist()
 
 
-def ref_steepest_lr(lrs: list[float], losses: list[float]) -> float:
-    return suggest_lr(lrs, losses, "steepest")
-
-
 def cases_curve(gen: torch.Generator) -> list[tuple]:
     return [_curve(gen) for _ in range(3)]
 
@@ -123,10 +94,6 @@ def within_a_grid_step(got: object, expected: float) -> str | None:
 
 
 # ---------------------------------------------------------------- 04.5 confident mistakes
-
-
-def ref_confident_mistakes(logits: torch.Tensor, targets: torch.Tensor, k: int) -> list[int]:
-    return most_confident_mistakes(logits, targets, k)["index"].tolist()
 
 
 def cases_mistakes(gen: torch.Generator) -> list[tuple]:
@@ -144,7 +111,6 @@ QUESTIONS = [
         points=2,
         title="partial fine-tuning: only the last block and the head train",
         cases=cases_model,
-        reference=ref_freeze_all_but_last_block,
         observe=trainable_flags,
         hint="the last child of model.backbone may hold no parameters (a pooling layer): take the "
         "last block that has parameters; parameters may arrive frozen or trainable.",
@@ -155,7 +121,6 @@ QUESTIONS = [
         points=2,
         title="discriminative learning rates",
         cases=cases_discriminative,
-        reference=ref_discriminative_lrs,
         compare=same,
         hint="the head gets lr, the last block with parameters lr * factor, the one before it "
         "lr * factor**2, ...; include only parameters with requires_grad=True.",
@@ -166,7 +131,6 @@ QUESTIONS = [
         points=1,
         title="smooth a noisy loss curve",
         cases=cases_smooth,
-        reference=ref_smooth,
         hint="keep avg = beta * avg + (1 - beta) * loss starting from 0, and divide the i-th "
         "average (i from 1) by 1 - beta**i.",
     ),
@@ -176,7 +140,6 @@ QUESTIONS = [
         points=2,
         title="read a learning rate off a range-test curve",
         cases=cases_curve,
-        reference=ref_steepest_lr,
         compare=within_a_grid_step,
         hint="look only up to the lowest loss; the slope is the change in loss per change in "
         "log10(lr) (np.gradient works); return the rate where it is most negative.",
@@ -187,7 +150,6 @@ QUESTIONS = [
         points=2,
         title="the most confidently wrong predictions",
         cases=cases_mistakes,
-        reference=ref_confident_mistakes,
         hint="softmax the logits; keep rows whose argmax is not the target; sort them by the "
         "probability of the predicted class, highest first; at most k indices, as a list of int.",
     ),

@@ -1,7 +1,7 @@
 """Chapter 05 (Keras 3 and fastai): a Keras base in inference mode, fastai splitters, freezing, lrs.
 
-The reference implementations below are what the checks compare with; the learner writes their
-own in exercises/05_keras_and_fastai.ipynb. Keras is imported only inside the functions that
+The reference answers live in the solution notebook (solutions/), never here; the learner
+writes their own in exercises/05_keras_and_fastai.ipynb. Keras is imported only inside the functions that
 need it (through :mod:`tlcourse.keras_track`, which selects the torch backend), so loading this
 question set stays fast; fastai is not needed at all: the fastai questions are about what its
 rules do to plain PyTorch parameters.
@@ -36,12 +36,6 @@ def _tiny(gen: torch.Generator, num_classes: int | None = None) -> Classifier:
 
 
 # ---------------------------------------------------------------- 05.1 Keras base in inference mode
-
-
-def ref_inference_base(module: nn.Module, input_shape: tuple[int, ...]) -> Any:
-    from tlcourse.keras_track import TorchBackbone
-
-    return TorchBackbone("exercise", module, input_shape=input_shape)
 
 
 def cases_inference_base(gen: torch.Generator) -> list[tuple]:
@@ -79,11 +73,6 @@ def inference_report(result: Any, args: tuple) -> dict[str, Any]:
 # ---------------------------------------------------------------------- 05.2 a fastai splitter
 
 
-def ref_block_splitter(model: Classifier) -> list[list[nn.Parameter]]:
-    groups = [list(block.parameters()) for _, block in model.backbone.named_children()]
-    return [g for g in groups if g] + [list(model.head.parameters())]
-
-
 def cases_splitter(gen: torch.Generator) -> list[tuple]:
     deeper = _tiny(gen)
     deeper.backbone.add_module(
@@ -108,29 +97,11 @@ def group_names(result: Any, args: tuple) -> Any:
 # ----------------------------------------------------------- 05.3 trainable after freeze_to(n)
 
 
-def ref_trainable_after_freeze_to(model: Classifier, n: int) -> int:
-    groups = ref_block_splitter(model)
-    n = n if n >= 0 else len(groups) + n
-    norm = {id(p) for m in model.modules() if isinstance(m, BN_TYPES) for p in m.parameters()}
-    return sum(
-        p.numel() for i, group in enumerate(groups) for p in group if i >= n or id(p) in norm
-    )
-
-
 def cases_freeze_to(gen: torch.Generator) -> list[tuple]:
     return [(_tiny(gen), 2), (_tiny(gen), -1), (_tiny(gen), 0), (_tiny(gen), 4)]
 
 
 # ------------------------------------------------------------------- 05.4 lrs from a slice
-
-
-def ref_group_lrs(lr: float | slice, n_groups: int) -> list[float]:
-    if not isinstance(lr, slice):
-        return [float(lr)] * n_groups
-    if lr.start:
-        step = (lr.stop / lr.start) ** (1 / (n_groups - 1))
-        return [float(lr.start * step**i) for i in range(n_groups)]
-    return [lr.stop / 10] * (n_groups - 1) + [float(lr.stop)]
 
 
 def cases_group_lrs(gen: torch.Generator) -> list[tuple]:
@@ -145,7 +116,6 @@ QUESTIONS = [
         points=3,
         title="a Keras base that stays in inference mode",
         cases=cases_inference_base,
-        reference=ref_inference_base,
         observe=inference_report,
         hint="subclass keras.layers.TorchModuleWrapper and override call(): put the wrapped module in train "
         "mode as asked, then every BatchNorm layer in eval mode; keep the very module you were given.",
@@ -156,7 +126,6 @@ QUESTIONS = [
         points=2,
         title="a fastai splitter with one group per block",
         cases=cases_splitter,
-        reference=ref_block_splitter,
         observe=group_names,
         hint="walk model.backbone.named_children() in order, keep the blocks that have parameters, "
         "and put the head's parameters last.",
@@ -167,7 +136,6 @@ QUESTIONS = [
         points=2,
         title="what trains after freeze_to(n)",
         cases=cases_freeze_to,
-        reference=ref_trainable_after_freeze_to,
         hint="groups before index n are frozen (a negative n counts from the end), except the parameters of "
         "BatchNorm layers, which fastai keeps trainable (train_bn=True).",
     ),
@@ -177,7 +145,6 @@ QUESTIONS = [
         points=1,
         title="learning rates from a slice",
         cases=cases_group_lrs,
-        reference=ref_group_lrs,
         hint="slice(lo, hi): geometric steps from lo to hi; slice(None, hi): hi/10 for every group but "
         "the last; a plain number: the same for every group. Return floats.",
     ),

@@ -1,8 +1,8 @@
 """Chapter 07 (text fine-tuning): padding and truncation, masked mean pooling, a sentence
 classifier's logits from an encoder, and macro-F1.
 
-The reference implementations below are what the checks compare with; the learner writes their
-own in exercises/07_text_finetuning.ipynb. ``transformers`` is imported only when the cases of
+The reference answers live in the solution notebook (solutions/), never here; the learner
+writes their own in exercises/07_text_finetuning.ipynb. ``transformers`` is imported only when the cases of
 07.3 are built (a tiny random BERT), so loading this question set stays fast.
 
 Introduced in exercises/07_text_finetuning.ipynb.
@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from sklearn.metrics import f1_score
 from torch import nn
 
 from tlcourse.grading.questions import OpenQuestion, Question, same
@@ -27,19 +26,6 @@ def close(got: Any, expected: Any) -> str | None:
 
 
 # ------------------------------------------------------------------ 07.1 pad and truncate
-
-
-def ref_pad_and_truncate(
-    token_lists: list[list[int]], pad_id: int, max_length: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    width = min(max_length, max(len(ids) for ids in token_lists))
-    input_ids = torch.full((len(token_lists), width), pad_id, dtype=torch.long)
-    mask = torch.zeros(len(token_lists), width, dtype=torch.long)
-    for row, ids in enumerate(token_lists):
-        kept = ids if len(ids) <= width else ids[: width - 1] + ids[-1:]
-        input_ids[row, : len(kept)] = torch.tensor(kept)
-        mask[row, : len(kept)] = 1
-    return input_ids, mask
 
 
 def cases_pad(gen: torch.Generator) -> list[tuple]:
@@ -58,11 +44,6 @@ def cases_pad(gen: torch.Generator) -> list[tuple]:
 # ----------------------------------------------------------------------- 07.2 masked mean
 
 
-def ref_masked_mean(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1e-9)
-
-
 def cases_masked_mean(gen: torch.Generator) -> list[tuple]:
     """Right-padded masks, a left-padded one, and a mask with no padding at all."""
     cases = []
@@ -77,15 +58,6 @@ def cases_masked_mean(gen: torch.Generator) -> list[tuple]:
 
 
 # -------------------------------------------------------------- 07.3 sentence classifier
-
-
-def ref_sentence_logits(
-    encoder: nn.Module, head: nn.Linear, input_ids: torch.Tensor, pad_id: int
-) -> torch.Tensor:
-    mask = (input_ids != pad_id).long()
-    with torch.no_grad():
-        hidden = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
-        return head(ref_masked_mean(hidden, mask))
 
 
 def _tiny_bert(gen: torch.Generator, vocab_size: int) -> nn.Module:
@@ -120,11 +92,6 @@ def cases_sentence_logits(gen: torch.Generator) -> list[tuple]:
 # ---------------------------------------------------------------------------- 07.4 macro-F1
 
 
-def ref_macro_f1(predictions: torch.Tensor, labels: torch.Tensor, num_classes: int) -> float:
-    return float(f1_score(labels.numpy(), predictions.numpy(), labels=list(range(num_classes)),
-                          average="macro", zero_division=0))  # fmt: skip
-
-
 def cases_macro_f1(gen: torch.Generator) -> list[tuple]:
     """Every class occurs in ``labels``; one case never predicts some classes (0/0 precision)."""
     cases = []
@@ -147,7 +114,6 @@ QUESTIONS = [
         points=2,
         title="pad, truncate and mask a batch",
         cases=cases_pad,
-        reference=ref_pad_and_truncate,
         hint="the width is min(max_length, longest list); a list that is too long keeps its first "
         "width - 1 ids and ends with its own last id ([SEP]); pad with pad_id; the mask is 1 on kept ids; "
         "both tensors torch.long.",
@@ -158,7 +124,6 @@ QUESTIONS = [
         points=2,
         title="mean-pool token vectors with the attention mask",
         cases=cases_masked_mean,
-        reference=ref_masked_mean,
         compare=close,
         hint="multiply the hidden states (N, T, D) by the mask as (N, T, 1) floats, sum over dim 1, "
         "and divide by the number of real tokens per row (also summed over dim 1); padding may be on either side.",
@@ -169,7 +134,6 @@ QUESTIONS = [
         points=3,
         title="logits of a sentence classifier",
         cases=cases_sentence_logits,
-        reference=ref_sentence_logits,
         compare=close,
         hint="the mask is (input_ids != pad_id); pass it to the encoder as attention_mask, mean-pool "
         "last_hidden_state with the same mask, then apply the head.",
@@ -180,7 +144,6 @@ QUESTIONS = [
         points=2,
         title="macro-F1 by hand",
         cases=cases_macro_f1,
-        reference=ref_macro_f1,
         hint="for each class c: precision = TP / predicted c, recall = TP / true c, F1 = 2PR / (P + R), "
         "taking 0 whenever a denominator is 0; average over all num_classes classes; return a Python float.",
     ),
