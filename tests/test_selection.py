@@ -13,12 +13,12 @@ from tlcourse import selection
 
 
 def _loaders(transform):
-    train, test = blobs(96, 3, seed=0), blobs(48, 3, seed=1)
+    train, val = blobs(96, 3, seed=0), blobs(48, 3, seed=1)
 
     def wrap(ds):
         return TensorDataset(torch.stack([transform(x) for x in ds.tensors[0]]), ds.tensors[1])
 
-    return DataLoader(wrap(train), batch_size=32), DataLoader(wrap(test), batch_size=32)
+    return DataLoader(wrap(train), batch_size=32), DataLoader(wrap(val), batch_size=32)
 
 
 def test_latency_is_positive_and_restores_mode():
@@ -60,7 +60,11 @@ def test_compare_backbones_table_on_fakes():
     )
     assert table.loc["mean colour", "probe accuracy"] > 0.9
     assert table.loc["mean colour", "parameters (M)"] == 0
-    assert feats["tiny cnn"]["train"].shape == (96, 16)
+    assert feats["tiny cnn"]["train"].shape == (96, 16) and feats["tiny cnn"]["val"].shape == (
+        48,
+        16,
+    )
+    assert (table["features (s)"] > 0).all()
 
 
 def test_embed_2d_and_separation():
@@ -118,7 +122,7 @@ def test_claim_pretrained_backbones_beat_random_floor_and_cached_probe_is_faster
                 batch_size=256,
             )
 
-        return wrap(subset("glyphs-greek", "train", 10)), wrap(subset("glyphs-greek", "test", 20))
+        return wrap(subset("glyphs-greek", "train", 10)), wrap(subset("glyphs-greek", "val", 20))
 
     candidates = [
         selection.from_zoo("glyphnet-s"),
@@ -132,7 +136,7 @@ def test_claim_pretrained_backbones_beat_random_floor_and_cached_probe_is_faster
     assert (table["probe accuracy"].iloc[:-1] > floor + 0.3).all(), table
     assert selection.choose_backbone(table) in ("glyphnet-s", "glyphnet-m")
 
-    train, test = feats["glyphnet-s"]["train"], feats["glyphnet-s"]["test"]
+    train, val = feats["glyphnet-s"]["train"], feats["glyphnet-s"]["val"]
     x, y = subset("glyphs-greek", "train", 10)
     inputs = torch.as_tensor(zoo.preprocessing("glyphnet-s")(x)).as_subclass(torch.Tensor)
     torch.manual_seed(0)
@@ -167,5 +171,5 @@ def test_claim_pretrained_backbones_beat_random_floor_and_cached_probe_is_faster
         progress=False,
     )
     assert in_loop / (time.perf_counter() - start) > 2.0
-    test_loader = feature_loader(test, feats["glyphnet-s"]["test_y"], shuffle=False)
-    assert evaluate(head, test_loader, device="cpu")["accuracy"] > 0.5
+    val_loader = feature_loader(val, feats["glyphnet-s"]["val_y"], shuffle=False)
+    assert evaluate(head, val_loader, device="cpu")["accuracy"] > 0.5

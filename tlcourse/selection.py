@@ -1,8 +1,9 @@
 """Choosing a pretrained backbone: measure each candidate on *your* target before committing.
 
 A :class:`Candidate` is a backbone with the preprocessing it expects. :func:`compare_backbones`
-measures, for each one, the linear-probe accuracy on the target (features extracted once, a
-logistic regression on top), the parameter count and the CPU latency per image (eval mode,
+measures, for each one, the linear-probe accuracy on the target's validation split (features
+extracted once, a logistic regression on top), the parameter count, the feature-extraction time
+and the CPU latency per image (eval mode,
 ``torch.inference_mode``, warm-up runs, median of repeats). :func:`embed_2d` and
 :func:`embedding_grid` show how the target's classes lie in each backbone's feature space.
 
@@ -11,6 +12,7 @@ Introduced in notebooks/03_choosing_a_model.ipynb.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,20 +42,24 @@ class Candidate:
     licence: str = "unknown"
 
 
-def from_zoo(name: str, *, pretrained: bool = True) -> Candidate:
+def from_zoo(name: str, *, pretrained: bool = True, size: int | None = None) -> Candidate:
     """The zoo backbone ``name`` as a :class:`Candidate` (its own normalisation from its entry).
 
     ``pretrained=False`` gives the same architecture with random weights: the floor any
-    pretrained backbone must clear.
+    pretrained backbone must clear. ``size`` feeds it ``size x size`` inputs instead of its own
+    input size (same normalisation): cheaper for a large backbone, at a cost to measure.
 
     Introduced in notebooks/03_choosing_a_model.ipynb.
     """
-    from tlcourse import zoo
+    from tlcourse import augment, zoo
 
     entry = zoo.entry(name)
+    if size is not None:
+        entry = dataclasses.replace(entry, input_size=(3, size, size), resize_size=size)
     backbone = zoo.load(name, 2, pretrained=pretrained).backbone
-    label, licence = (name, entry.licence) if pretrained else (f"{name} (random init)", "n/a")
-    return Candidate(label, backbone, zoo.preprocessing(name), tuple(entry.input_size), licence)
+    label = name if size is None else f"{name} @{size}px"
+    label, licence = (label, entry.licence) if pretrained else (f"{label} (random init)", "n/a")
+    return Candidate(label, backbone, augment.for_backbone(entry), tuple(entry.input_size), licence)
 
 
 @torch.inference_mode()
@@ -86,25 +92,30 @@ def latency_ms(model: nn.Module, input_size: Sequence[int], *, batch_size: int =
 
 def probe_accuracy(backbone: nn.Module, loaders: Loaders, *, C: float = 1.0,
                    device: str | torch.device | None = None) -> tuple[float, dict[str, torch.Tensor]]:  # fmt: skip
-    """Linear-probe accuracy of ``backbone`` on ``loaders = (train_loader, test_loader)``.
+    """Linear-probe accuracy of ``backbone``: fitted on ``loaders[0]``, scored on ``loaders[1]``.
 
-    Returns ``(accuracy, {"train": features (N, D), "test": features (M, D), "train_y", "test_y"})``;
-    the features are kept for plots.
+    While choosing, score on the validation split; touch the test split once, for the final
+    number of the chosen backbone. Returns ``(accuracy, {"train": features (N, D), "val":
+    features (M, D), "train_y", "val_y", "seconds": feature-extraction time})``.
 
     Introduced in notebooks/03_choosing_a_model.ipynb.
     """
+    start = time.perf_counter()
     train = extract_features(backbone, loaders[0], device=device)
-    test = extract_features(backbone, loaders[1], device=device)
-    features = {"train": train[0], "train_y": train[1], "test": test[0], "test_y": test[1]}
-    return logistic_probe(train, test, C=C), features
+    scored = extract_features(backbone, loaders[1], device=device)
+    seconds = time.perf_counter() - start
+    features = {"train": train[0], "train_y": train[1], "val": scored[0], "val_y": scored[1],
+                "seconds": seconds}  # fmt: skip
+    return logistic_probe(train, scored, C=C), features
 
 
 def compare_backbones(candidates: Sequence[Candidate], make_loaders: Callable[[Callable], Loaders], *,
                       latency_repeats: int = 20, device: str | torch.device | None = None,
                       progress: bool | None = None) -> tuple[pd.DataFrame, dict[str, dict]]:  # fmt: skip
-    """One row per candidate: linear-probe accuracy, parameters (millions), CPU ms per image,
-    feature size, licence. ``make_loaders(transform)`` returns ``(train_loader, test_loader)``
-    yielding inputs preprocessed with that candidate's transform.
+    """One row per candidate: linear-probe accuracy on validation, parameters (millions), CPU ms
+    per image, seconds to extract the features, feature size, licence.
+    ``make_loaders(transform)`` returns ``(train_loader, val_loader)`` yielding inputs
+    preprocessed with that candidate's transform.
 
     Returns ``(table, features by candidate name)``.
 
@@ -122,6 +133,7 @@ def compare_backbones(candidates: Sequence[Candidate], make_loaders: Callable[[C
             "backbone": cand.name, "probe accuracy": accuracy,
             "parameters (M)": count_parameters(cand.backbone) / 1e6,
             "CPU ms / image": latency_ms(cand.backbone, cand.input_size, repeats=latency_repeats),
+            "features (s)": feats["seconds"],
             "feature dim": int(feats["train"].shape[1]), "licence": cand.licence,
         })  # fmt: skip
     return pd.DataFrame(rows).set_index("backbone"), features
@@ -183,7 +195,8 @@ def embedding_grid(embeddings: Mapping[str, np.ndarray], labels: torch.Tensor,
 def choose_backbone(
     table: pd.DataFrame, *, tolerance: float = 0.01, max_ms: float | None = None
 ) -> str:
-    """The backbone to pick from a :func:`compare_backbones` table: among those within
+    """The backbone to pick from a :func:`compare_backbones` table (probe accuracy on the
+    validation split, never the test split): among those within
     ``max_ms`` CPU milliseconds per image (if given), the cheapest (fewest parameters) whose
     probe accuracy is within ``tolerance`` of the best one's.
 
