@@ -8,7 +8,7 @@ Each clip is one word, 16 kHz mono, exactly 1 s: espeak-ng speaks the word with 
 English voice (8 accents) x voice variant (~95), speed and pitch; the audio is resampled from
 22.05 kHz to 16 kHz, trimmed of silence, placed at a random offset and scaled to a random peak.
 A "speaker" is one (accent, variant) pair; splits are made by speaker (as in Speech Commands),
-so no speaker of the validation or test split is heard in training.
+so no speaker of the val or test split is heard in training.
 
 All clips of a word are stored back to back in one Ogg/Opus file (``clips/WORD.opus``, clip
 ``i`` = samples ``[16000 i, 16000 (i + 1))``) with ``manifest.json`` describing each clip.
@@ -57,7 +57,7 @@ VARIANTS = (  # noqa: SIM905 - easier to read as one string
     "robosoft3 robosoft4 robosoft5 robosoft6 robosoft7 robosoft8 sandro shelby steph steph2 "
     "steph3 travis victor whisper whisperf zac"
 ).split()
-PERCENT = {"validation": 10, "testing": 25}
+PERCENT = {"val": 10, "test": 25}
 
 
 def speaker_id(accent: str, variant: str) -> str:
@@ -66,11 +66,11 @@ def speaker_id(accent: str, variant: str) -> str:
 
 
 def split_of(speaker: str) -> str:
-    """``train``/``validation``/``testing`` from the speaker id (Speech Commands' hashing idea)."""
+    """``train``/``val``/``test`` from the speaker id (Speech Commands' hashing idea)."""
     percent = int(hashlib.sha1(speaker.encode()).hexdigest(), 16) % 100
-    if percent < PERCENT["validation"]:
-        return "validation"
-    return "testing" if percent < PERCENT["validation"] + PERCENT["testing"] else "train"
+    if percent < PERCENT["val"]:
+        return "val"
+    return "test" if percent < PERCENT["val"] + PERCENT["test"] else "train"
 
 
 def speak(word: str, voice: str, speed: int, pitch: int) -> np.ndarray:

@@ -10,7 +10,7 @@ turn is the label. Cores are written to share few words within a class (paraphra
 Labels: delivery, billing, defect, account, praise.
 
 Splits are made by core sentence: a core (and every message built on it) is in exactly one of
-train (60 %), validation (10 %), test (30 %), so the test set asks for the *meaning* of phrasings
+train (60 %), val (10 %), test (30 %), so the test set asks for the *meaning* of phrasings
 never seen in training. Exact duplicates (after normalising case, punctuation, spaces) and near
 duplicates (word-bigram Jaccard >= 0.5) are removed.
 
@@ -27,7 +27,7 @@ import re
 from pathlib import Path
 
 LABELS = ("delivery", "billing", "defect", "account", "praise")
-SPLIT_SHARES = (("train", 0.6), ("validation", 0.1), ("test", 0.3))
+SPLIT_SHARES = (("train", 0.6), ("val", 0.1), ("test", 0.3))
 RENDERINGS = 6  # messages composed per core sentence (before de-duplication)
 
 ITEMS = """the kettle|my headphones|the sofa|the blender|my order|the parcel with the lamp|the running shoes
@@ -305,7 +305,7 @@ def split_shares(phrases: list[str], rng: random.Random) -> dict[str, list[str]]
     rng.shuffle(phrases)
     cut1 = round(SPLIT_SHARES[0][1] * len(phrases))
     cut2 = cut1 + max(1, round(SPLIT_SHARES[1][1] * len(phrases)))
-    return {"train": phrases[:cut1], "validation": phrases[cut1:cut2], "test": phrases[cut2:]}
+    return {"train": phrases[:cut1], "val": phrases[cut1:cut2], "test": phrases[cut2:]}
 
 
 def deduplicate(rows: list[dict], threshold: float = 0.5) -> list[dict]:

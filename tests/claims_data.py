@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import zoo
-from tlcourse.datasets import images, splits
+from tlcourse.datasets import catalog, splits
 from tlcourse.recipes import extract_features
 
 BACKBONE = "glyphnet-s"
@@ -15,7 +15,7 @@ BACKBONE = "glyphnet-s"
 
 def subset(name: str, split: str, per_class: int, seed: int = 0):
     """``(images uint8 (N, 3, 32, 32), targets (N,))``: ``per_class`` images of each class."""
-    data = images.load_tensors(name, split)
+    data = catalog.load(name, split)
     idx = splits.labels_per_class_subset(data.targets, per_class, seed)
     return data.images[idx], data.targets[idx]
 

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from tlcourse.datasets.speech import logmel_tensors, speech_dataset
-from tlcourse.datasets.text import sample_per_class
+from tlcourse.datasets.splits import labels_per_class_subset
 from tlcourse.engine import fit
 from tlcourse.models.kwsnet import kwsnet
 from tlcourse.models.kwsnet import load_backbone as load_kwsnet_backbone
@@ -24,7 +24,7 @@ SEEDS = (0, 1, 2)
 def keyword_features():
     """Log-mels of the keyword train pool and test split (noise drawn once, from fixed seeds)."""
     train = logmel_tensors(speech_dataset("speech-keywords", "train", seed=0)).tensors
-    test = logmel_tensors(speech_dataset("speech-keywords", "testing", seed=1)).tensors
+    test = logmel_tensors(speech_dataset("speech-keywords", "test", seed=1)).tensors
     return train, test
 
 
@@ -60,7 +60,7 @@ def compare(features, labels_per_class: int, seeds=SEEDS, epochs: int = 40) -> d
     pretrained = load_kwsnet_backbone()
     scores = {"probe": [], "finetune": [], "scratch": []}
     for seed in seeds:
-        idx = sample_per_class(y_pool.tolist(), labels_per_class, seed)
+        idx = labels_per_class_subset(y_pool.tolist(), labels_per_class, seed).tolist()
         x, y = x_pool[idx], y_pool[idx]
         scores["probe"].append(linear_probe(pretrained, x, y, x_test, y_test))
         torch.manual_seed(seed)

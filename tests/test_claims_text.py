@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tlcourse.datasets.text import load_split, sample_per_class
+from tlcourse.datasets.splits import labels_per_class_subset
+from tlcourse.datasets.text import load_split
 
 SEEDS = (0, 1, 2, 3, 4)
 
@@ -35,7 +36,7 @@ def compare(labels_per_class: int, seeds=SEEDS) -> dict[str, float]:
 
     train, test = load_split("train"), load_split("test")
     subsets = {
-        seed: train.subset(sample_per_class(train.labels, labels_per_class, seed)) for seed in seeds
+        seed: train.subset(labels_per_class_subset(train.labels, labels_per_class, seed).tolist()) for seed in seeds
     }
     pool = sorted({t for s in subsets.values() for t in s.texts})
     emb = dict(zip(pool, cached_encode(pool).numpy(), strict=True))

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from tlcourse.datasets import catalog, glyphs, images, splits
+from tlcourse.datasets import catalog, glyphs, imagefolder, images, splits
 from tlcourse.datasets.imagefolder import MARKER, ImageFolderError
 
 
@@ -64,7 +64,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(home, tiny, tmp_path, monke
 
 def test_layout_counts_and_marker(home, tiny):
     root = images.prepare(tiny, workers=1, verbose=False)
-    assert images.check_image_folder(root) == [str(d) for d in range(10)]
+    assert imagefolder.check_image_folder(root) == [str(d) for d in range(10)]
     assert len(list((root / "train").rglob("*.png"))) == 40
     assert json.loads((root / MARKER).read_text()) == {
         "name": tiny,
@@ -88,8 +88,8 @@ def test_complete_tree_is_reused_and_half_written_tree_rebuilt(home, tiny):
 
 def test_image_folder_and_tensors_agree(home, tiny):
     transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
-    folder = images.image_folder(tiny, "val", transform=transform)
-    tensors = images.load_tensors(tiny, "val")
+    folder = catalog.load(images.prepare(tiny, workers=1, verbose=False), "val", transform=transform)
+    tensors = catalog.load(tiny, "val")
     assert len(folder) == len(tensors) == 20 and folder.classes == tensors.classes
     assert tensors.images.dtype == torch.uint8 and tensors.images.shape == (20, 3, 32, 32)
     x, y = folder[7]
@@ -98,17 +98,17 @@ def test_image_folder_and_tensors_agree(home, tiny):
 
 def test_tensor_cache_is_rebuilt_from_png_when_stale(home, tiny):
     root = images.prepare(tiny, workers=1, verbose=False)
-    built = images.load_tensors(tiny, "train")
+    built = catalog.load(tiny, "train")
     for cache in root.glob(".tensors-*"):
         cache.unlink()
-    decoded = images.load_tensors(root, "train")  # decodes the PNG files, then caches
+    decoded = imagefolder.load_tensors(root, "train")  # decodes the PNG files, then caches
     assert torch.equal(built.images, decoded.images) and torch.equal(built.targets, decoded.targets)
     assert (root / ".tensors-train.safetensors").is_file()
 
 
 def test_tensor_loader_normalises_batches(home, tiny):
-    data = images.load_tensors(tiny, "train")
-    x, y = next(iter(images.tensor_loader(data, (0.5,) * 3, (0.25,) * 3, batch_size=8)))
+    data = catalog.load(tiny, "train")
+    x, y = next(iter(imagefolder.tensor_loader(data, (0.5,) * 3, (0.25,) * 3, batch_size=8)))
     assert x.shape == (8, 3, 32, 32) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert torch.allclose(x[0], (data.images[0].float() / 255 - 0.5) / 0.25)
     assert len(data.subset([0, 5, 9])) == 3
@@ -119,7 +119,7 @@ def test_sklearn_digits_are_a_stratified_split(home):
     root = images.prepare("sklearn-digits", verbose=False)
     counts = [len(list((root / s).rglob("*.png"))) for s in images.SPLITS]
     assert sum(counts) == 1797 and counts[0] > counts[1] > 0
-    train = images.load_tensors("sklearn-digits", "train")
+    train = catalog.load("sklearn-digits", "train")
     assert sorted(set(train.targets.tolist())) == list(range(10))
     assert train.images[0].float().mean() > 128, "dark ink on white paper"
 
@@ -136,12 +136,12 @@ def test_catalogue_and_datasheets():
         assert "Licence" in sheet and "Regenerate" in sheet and "Splits" in sheet
     assert catalog.info("glyphs-latin").classes == 52
     with pytest.raises(KeyError, match="glyphs-greek"):
-        images.image_folder("glyphs-grek")
+        catalog.load("glyphs-grek")
 
 
 def test_missing_folder_names_the_fix(tmp_path):
     with pytest.raises(FileNotFoundError, match="data prepare"):
-        images.image_folder(tmp_path / "nowhere")
+        catalog.load(tmp_path / "nowhere")
 
 
 def test_wrong_layout_names_the_expected_one(tmp_path):
@@ -153,7 +153,7 @@ def test_wrong_layout_names_the_expected_one(tmp_path):
     with pytest.raises(
         ImageFolderError, match=r"missing the train, val, test folder.*class folders directly"
     ):
-        images.check_image_folder(tmp_path)
+        imagefolder.check_image_folder(tmp_path)
 
 
 def test_empty_class_folder_is_named(home, tiny):
@@ -161,26 +161,26 @@ def test_empty_class_folder_is_named(home, tiny):
     for f in (root / "train" / "3").iterdir():
         f.unlink()
     with pytest.raises(ImageFolderError, match=r"train/3 is empty.*data prepare glyphs-digits"):
-        images.image_folder(tiny, "train")
+        catalog.load(images.prepare(tiny, workers=1, verbose=False), "train")
 
 
 def test_corrupt_image_is_named_with_the_fix(home, tiny):
     root = images.prepare(tiny, workers=1, verbose=False)
     bad = root / "val" / "4" / "00001.png"
     bad.write_bytes(bad.read_bytes()[:40])  # truncated PNG
-    folder = images.image_folder(tiny, "val")
+    folder = catalog.load(images.prepare(tiny, workers=1, verbose=False), "val")
     index = folder.samples.index((str(bad), 4))
     with pytest.raises(ImageFolderError, match=r"00001\.png.*delete it"):
         folder[index]
     with pytest.raises(ImageFolderError, match=r"00001\.png"):
-        images.check_image_folder(root, verify=True)
+        imagefolder.check_image_folder(root, verify=True)
 
 
 def test_splits_with_different_classes_are_refused(home, tiny):
     root = images.prepare(tiny, workers=1, verbose=False)
     shutil.rmtree(root / "test" / "9")
     with pytest.raises(ImageFolderError, match="same class folders"):
-        images.check_image_folder(root)
+        imagefolder.check_image_folder(root)
 
 
 def test_labels_per_class_subset_is_stratified_nested_and_repeatable():

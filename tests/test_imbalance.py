@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tlcourse import imbalance
+from tlcourse.datasets import catalog
 
 
 def test_long_tail_counts_fall_from_max_to_min():
@@ -61,13 +62,12 @@ def test_claim_weighted_loss_and_sampler_lift_rare_class_recall():
     from torch.utils.data import DataLoader, TensorDataset
 
     from tests.claims_data import backbone_and_preprocessing, features, subset
-    from tlcourse.datasets import images
     from tlcourse.engine import fit, predict
     from tlcourse.metrics import per_class_report
     from tlcourse.repro import seed_everything
 
     backbone, pre = backbone_and_preprocessing()
-    data = images.load_tensors("glyphs-digits", "train")
+    data = catalog.load("glyphs-digits", "train")
     counts = imbalance.long_tail_counts(10, 150, 3)
     idx = imbalance.imbalanced_subset(data.targets, counts)
     train = features(backbone, pre, data.images[idx], data.targets[idx])

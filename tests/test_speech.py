@@ -20,7 +20,7 @@ from tlcourse.datasets.speech import (
     synth_noise,
     words_of,
 )
-from tlcourse.datasets.text import sample_per_class
+from tlcourse.datasets.splits import labels_per_class_subset
 from tlcourse.paths import assets_dir
 
 
@@ -44,7 +44,7 @@ def _fake_speech_commands(root, words=("cat", "dog"), per_word=3, noise=True):
 
 def test_splits_labels_and_shapes(tmp_path):
     root = _fake_speech_commands(tmp_path / "sc", per_word=4)
-    train, val, test = (SpeechCommands(root, s) for s in ("train", "validation", "testing"))
+    train, val, test = (SpeechCommands(root, s) for s in ("train", "val", "test"))
     assert (len(train), len(val), len(test)) == (4, 2, 2)
     assert train.classes == ["cat", "dog"] and sorted(set(train.targets)) == [0, 1]
     wave, label = train[0]
@@ -134,17 +134,17 @@ def test_prepare_writes_the_speech_commands_layout(keywords_root):
 
 def test_splits_share_no_speaker(keywords_root):
     speakers = {}
-    for split in ("train", "validation", "testing"):
+    for split in ("train", "val", "test"):
         ds = SpeechCommands(keywords_root, split)
         speakers[split] = {p.name.split("_nohash_")[0] for p, _ in ds.samples}
         assert len(ds) > 0
-    assert not speakers["train"] & speakers["testing"]
-    assert not speakers["train"] & speakers["validation"]
+    assert not speakers["train"] & speakers["test"]
+    assert not speakers["train"] & speakers["val"]
 
 
 def test_logmel_cache_and_few_shot_subset(keywords_root):
     ds = speech_dataset("speech-keywords", "train")
-    idx = sample_per_class(ds.targets, 2, seed=0)
+    idx = labels_per_class_subset(ds.targets, 2, seed=0).tolist()
     cached = logmel_tensors(torch.utils.data.Subset(ds, idx))
     x, y = cached.tensors
     assert x.shape == (20, 1, 40, 101) and torch.bincount(y).tolist() == [2] * 10

@@ -11,7 +11,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from tlcourse import tasks
-from tlcourse.datasets import full, images
+from tlcourse.datasets import images
 from tlcourse.tasks import IMAGE_TASK, ImageTask
 
 CLASSES = ("abyssinian", "beagle", "pug")
@@ -84,7 +84,7 @@ def test_default_transform_is_the_backbones_preprocessing(tmp_path, monkeypatch)
 
 def test_full_profile_reads_pets_from_disk_through_the_same_call(tmp_path, monkeypatch):
     root = fake_tree(tmp_path / "pets", varied=True)
-    monkeypatch.setattr(full, "prepare_pets", lambda **kw: root)
+    monkeypatch.setattr(images, "prepare_pets", lambda **kw: root)
     data = IMAGE_TASK.load("full", transform=TO_FLOAT)
     assert data.classes == list(CLASSES)
     assert (len(data.train), len(data.val), len(data.test)) == (18, 6, 9)
@@ -111,3 +111,27 @@ def test_budget_larger_than_the_split_names_the_fix(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "prepare", lambda name, **kw: root)
     with pytest.raises(ValueError, match="labels_per_class"):
         ImageTask("glyphs-greek", 50, "x").load("quick", transform=lambda x: x)
+
+
+def test_text_task_full_profile_reads_sst2_and_holds_out_val(monkeypatch):
+    from tlcourse.datasets import text
+    from tlcourse.tasks import TEXT_TASK
+
+    names = ("negative", "positive")
+    fake = {
+        "train": text.TextSplit([f"film {i}" for i in range(40)], [i % 2 for i in range(40)], names),
+        "val": text.TextSplit(["great"], [1], names),
+    }
+    monkeypatch.setattr(text, "load_sst2", lambda split, **kw: fake[split])
+    data = TEXT_TASK.load("full")
+    assert data.test.labels == [1] and data.classes == list(names)
+    assert len(data.train) + len(data.val) == 40 and len(data.val) == 2
+    assert not set(data.train.texts) & set(data.val.texts)
+
+
+def test_text_task_quick_profile_is_the_tickets_corpus():
+    from tlcourse.tasks import TEXT_TASK
+
+    data = TEXT_TASK.load("quick")
+    assert len(data.train) == 786 and len(data.val) == 105 and len(data.test) == 372
+    assert data.classes == ["delivery", "billing", "defect", "account", "praise"]

@@ -14,7 +14,6 @@ from tlcourse.datasets.text import (
     load_corpus,
     load_split,
     prepare,
-    sample_per_class,
 )
 
 
@@ -33,7 +32,7 @@ def test_corpus_is_large_enough_and_labelled():
     rows = load_corpus()
     assert len(rows) >= 1000
     assert {r["label"] for r in rows} == set(LABELS)
-    for split in ("train", "validation", "test"):
+    for split in ("train", "val", "test"):
         part = load_split(split)
         assert set(part.labels) == set(range(len(LABELS))), split
 
@@ -66,17 +65,8 @@ def test_tfidf_on_all_of_train_is_not_trivial():
     assert 0.3 < accuracy <= 0.95
 
 
-def test_sample_per_class_is_balanced_and_repeatable():
-    labels = load_split("train").labels
-    idx = sample_per_class(labels, 8, seed=3)
-    assert idx == sample_per_class(labels, 8, seed=3) != sample_per_class(labels, 8, seed=4)
-    assert np.bincount(np.asarray(labels)[idx]).tolist() == [8] * len(LABELS)
-    with pytest.raises(ValueError, match="labels_per_class"):
-        sample_per_class([0, 0, 1], 2)
-
-
 def test_subset_keeps_pairs():
-    part = load_split("validation")
+    part = load_split("val")
     sub = part.subset([2, 0])
     assert sub.texts == [part.texts[2], part.texts[0]] and sub.labels == [
         part.labels[2],
@@ -101,7 +91,7 @@ def test_prepare_writes_split_files_and_datasheet():
     root = prepare()
     counts = {
         s: len((root / f"{s}.jsonl").read_text().splitlines())
-        for s in ("train", "validation", "test")
+        for s in ("train", "val", "test")
     }
     assert sum(counts.values()) == len(load_corpus())
     assert "CC0" in (root / "README.md").read_text()

@@ -172,14 +172,3 @@ def test_trainer_arguments_switch_off_the_defaults_that_differ(tmp_path):
     )
     assert args.report_to in ([], "none", ["none"]) and args.save_strategy == "no"
     assert args.train_sampling_strategy == "sequential" and args.use_cpu
-
-
-def test_load_task_full_profile_reads_sst2(monkeypatch):
-    from tlcourse.datasets import full
-
-    fake = {"train": full.TextData(["good film", "bad film"], [1, 0], ("negative", "positive")),
-            "validation": full.TextData(["great"], [1], ("negative", "positive"))}  # fmt: skip
-    monkeypatch.setattr(full, "load_sst2", lambda split, **kw: fake[split])
-    train, test = text_models.load_task("full")
-    assert train.texts == ["good film", "bad film"] and test.labels == [1]
-    assert train.label_names == ("negative", "positive")

@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from tlcourse import transfer
+from tlcourse.datasets import catalog, splits
 from tlcourse.datasets.imagefolder import TensorImageDataset
 from tlcourse.nets import tiny_cnn
 from tlcourse.surgery import count_parameters
@@ -43,8 +44,8 @@ def test_sampled_loader_takes_the_same_steps_whatever_the_size():
 
 def test_few_labels_is_balanced_and_nested():
     data = tiny_set(60)
-    five, two = transfer.few_labels(data, 5, seed=0), transfer.few_labels(data, 2, seed=0)
-    assert np.bincount(transfer.targets_of(five)).tolist() == [5, 5, 5]
+    five, two = splits.few_labels(data, 5, seed=0), splits.few_labels(data, 2, seed=0)
+    assert np.bincount(splits.targets_of(five)).tolist() == [5, 5, 5]
     as_rows = lambda d: {tuple(r.flatten()[:4].tolist()) for r in d.images}  # noqa: E731
     assert as_rows(two) <= as_rows(five)
 
@@ -125,16 +126,16 @@ def test_full_profile_path_on_a_fake_image_folder(tmp_path, monkeypatch):
     from torchvision.transforms import v2
 
     transform = v2.Compose([v2.PILToTensor(), v2.Resize(8), v2.ToDtype(torch.float32, scale=True)])
-    from tlcourse.datasets import full
+    from tlcourse.datasets import images
 
-    monkeypatch.setattr(full, "prepare_pets", lambda: tmp_path)  # what the download would return
-    train, test = (transfer.load_split("oxford-pets", s, transform) for s in ("train", "test"))
-    assert len(transfer.load_split(str(tmp_path), "test", transform)) == len(test) == 12
+    monkeypatch.setattr(images, "prepare_pets", lambda: tmp_path)  # what the download would return
+    train, test = (catalog.load("oxford-pets", s, transform) for s in ("train", "test"))
+    assert len(catalog.load(str(tmp_path), "test", transform)) == len(test) == 12
     make = functools.partial(tiny_cnn, width=4)
     df = transfer.labels_curve(make, make, train, test, labels_per_class=(2,), budget=TINY)
     assert len(df) == 3
-    assert len(transfer.few_labels(train, 3)) == 6
-    assert transfer.few_labels(train, 3)[0][0].shape == (3, 8, 8)
+    assert len(splits.few_labels(train, 3)) == 6
+    assert splits.few_labels(train, 3)[0][0].shape == (3, 8, 8)
 
 
 # ---------------------------------------------------------------------------------- claims
@@ -149,12 +150,12 @@ def course():
     from tlcourse import zoo
 
     pre = zoo.preprocessing("glyphnet-s")
-    split = functools.partial(transfer.load_split, transform=pre)
+    split = functools.partial(catalog.load, transform=pre)
     return {
         "pretrained": functools.partial(zoo.load, "glyphnet-s"),
         "scratch": functools.partial(zoo.load, "glyphnet-s", pretrained=False),
         "train": split("glyphs-digits", "train"),
-        "test": transfer.few_labels(split("glyphs-digits", "test"), 100),
+        "test": splits.few_labels(split("glyphs-digits", "test"), 100),
         "far_train": split("sklearn-digits", "train"),
         "far_test": split("sklearn-digits", "test"),
     }
@@ -172,7 +173,7 @@ def test_claim_transfer_beats_scratch_by_15_points_at_5_labels(course):
 @pytest.mark.claims
 def test_claim_freezing_some_blocks_beats_training_all_at_20_labels(course):
     c = course
-    few = transfer.few_labels(c["train"], 20)
+    few = splits.few_labels(c["train"], 20)
     df = transfer.freeze_k_curve(c["pretrained"], few, c["test"], ks=(0, 2, 4), budget=QUICK)
     acc = df.set_index("k")["accuracy"]
     assert acc[[2, 4]].max() > acc[0] + 0.03, acc.to_dict()
@@ -199,7 +200,7 @@ def test_claim_an_unrelated_source_transfers_nothing(course):
 @pytest.mark.claims
 def test_claim_far_target_frozen_features_transfer_negatively_fine_tuning_does_not(course):
     c = course
-    few = transfer.few_labels(c["far_train"], 50)
+    few = splits.few_labels(c["far_train"], 50)
     probe = transfer.labels_curve(c["pretrained"], c["scratch"], c["far_train"], c["far_test"], (50,), QUICK,
                                   strategies=("linear probe",)).accuracy[0]  # fmt: skip
     scratch = transfer.test_accuracy(

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from tlcourse import zoo
 from tlcourse.checkpoint import CheckpointMismatchError
-from tlcourse.datasets import images
+from tlcourse.datasets import catalog, imagefolder, images
 from tlcourse.engine import predict
 from tlcourse.models import glyphnet, imagenet
 from tlcourse.nets import Classifier
@@ -112,10 +112,10 @@ def test_checkpoint_of_another_architecture_names_the_expected_one(tmp_path):
 
 def test_pretrained_features_beat_random_features(home, monkeypatch):
     _shrink(monkeypatch, "glyphs-digits", (10, 1, 20))
-    data = {s: images.load_tensors("glyphs-digits", s) for s in ("train", "test")}
+    data = {s: catalog.load("glyphs-digits", s) for s in ("train", "test")}
 
     def probe(backbone) -> float:
-        feats = [predict(backbone, images.tensor_loader(d, glyphnet.GLYPH_MEAN, glyphnet.GLYPH_STD), device="cpu")
+        feats = [predict(backbone, imagefolder.tensor_loader(d, glyphnet.GLYPH_MEAN, glyphnet.GLYPH_STD), device="cpu")
                  for d in data.values()]  # fmt: skip
         clf = LogisticRegression(max_iter=2000).fit(feats[0][0].numpy(), feats[0][1].numpy())
         return float((clf.predict(feats[1][0].numpy()) == feats[1][1].numpy()).mean())

@@ -334,3 +334,10 @@ def fetch_and_extract(
     if dest.is_dir():
         return dest
     return extract(fetch(resource, root, progress=progress), dest)
+
+
+def checksums_text(*resources: Resource) -> str:
+    """One datasheet line per resource: name, checksum, where the checksum was published, URL."""
+    return "\n".join(
+        f"  {r.name}: {r.algorithm} {r.checksum} (from {r.source}); {r.url}" for r in resources
+    )

@@ -1,12 +1,14 @@
-"""The course's shared target tasks: one dataset, label budget, backbone and seed per task.
+"""The course's shared target tasks, one task type per modality: dataset, label budget, backbone.
 
-Chapters 04 (PyTorch) and 05 (Keras 3, fastai) fine-tune on the *same* task so their numbers
-can sit in one table. A task names its data and backbone for both profiles; ``load(profile)``
-returns the three splits, with the training split cut to ``labels_per_class`` examples per
-class (the same examples for every chapter, drawn with ``seed``).
+A task names its data (and backbone) for both profiles; ``load(profile)`` returns
+:class:`TaskData` ``(train, val, test, classes)`` through the dataset door
+(:func:`tlcourse.datasets.catalog.load`), so chapters that share a task share its numbers.
 
-* quick: Greek-letter glyphs (24 classes), 20 labels per class, the course backbone.
-* full: Oxford-IIIT Pets (37 breeds), every training image, ImageNet ResNet-18.
+* :class:`ImageTask` / :data:`IMAGE_TASK` (chapters 04 and 05, PyTorch, Keras 3, fastai):
+  quick: Greek-letter glyphs (24 classes), 20 labels per class, the course backbone;
+  full: Oxford-IIIT Pets (37 breeds), every training image, ImageNet ResNet-18.
+* :class:`TextTask` / :data:`TEXT_TASK` (chapter 07): quick: the ``tickets`` corpus;
+  full: SST-2 (its labelled dev set is the test split; val is held out of train).
 
 Introduced in notebooks/04_image_finetuning.ipynb.
 """
@@ -20,10 +22,11 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Subset
+from torch.utils.data import Dataset
 
 from tlcourse.config import choose, get_profile
-from tlcourse.datasets import splits
+from tlcourse.datasets import catalog, images
+from tlcourse.datasets.splits import labels_per_class_subset, stratified_split, subset, targets_of
 
 
 class TaskData(NamedTuple):
@@ -72,19 +75,9 @@ class ImageTask:
     def root(self, profile: str | None = None) -> Path:
         """The ImageFolder root (``train/val/test/<class>/``) of the task's data, built if needed.
 
-        In the full profile this downloads Oxford-IIIT Pets on first use.
+        In the full profile this downloads the full dataset on first use.
         """
-        if get_profile(profile) == "full":
-            from tlcourse.datasets import full
-
-            if self.full_dataset != "oxford-pets":
-                raise ValueError(
-                    f"Full-profile dataset {self.full_dataset!r} is not wired; use 'oxford-pets'."
-                )
-            return full.prepare_pets(seed=self.seed)
-        from tlcourse.datasets import images
-
-        return images.prepare(self.dataset, verbose=False)
+        return images.root(self.dataset_for(profile))
 
     def train_indices(
         self, targets: torch.Tensor | np.ndarray | list[int], profile: str | None = None
@@ -93,7 +86,7 @@ class ImageTask:
         k = self.budget(profile)
         if k is None:
             return np.arange(len(targets))
-        return splits.labels_per_class_subset(targets, k, seed=self.seed)
+        return labels_per_class_subset(targets, k, seed=self.seed)
 
     def load(
         self,
@@ -113,16 +106,17 @@ class ImageTask:
         transform = (
             transform if transform is not None else _preprocessing(self.backbone_for(profile))
         )
-        parts = [
-            _split(self.root(profile), s, profile, t)
-            for s, t in (
+        name = self.dataset_for(profile)
+        train, val, test = (
+            catalog.load(name, split, t)
+            for split, t in (
                 ("train", train_transform or transform),
                 ("val", transform),
                 ("test", transform),
             )
-        ]
-        train = _subset(parts[0], self.train_indices(_targets(parts[0]), profile))
-        return TaskData(train, parts[1], parts[2], list(parts[1].classes))
+        )
+        train = subset(train, self.train_indices(targets_of(train), profile))
+        return TaskData(train, val, test, list(val.classes))
 
 
 def _preprocessing(backbone: str) -> Callable:
@@ -131,29 +125,39 @@ def _preprocessing(backbone: str) -> Callable:
     return zoo.preprocessing(backbone)
 
 
-def _split(root: Path, split: str, profile: str, transform: Callable | None) -> Dataset:
-    if profile == "full":
-        from tlcourse.datasets.imagefolder import image_folder
+@dataclass(frozen=True)
+class TextTask:
+    """A text classification task, for both profiles.
 
-        return image_folder(root, split, transform)
-    from tlcourse.datasets.imagefolder import load_tensors
+    Attributes:
+        dataset: quick-profile dataset name (``"tickets"``).
+        full_dataset: full-profile dataset name (``"sst2"``: no labelled test split, so its
+            labelled ``val`` split serves as test and ``val_fraction`` of train is held out).
+        val_fraction: share of the full training split held out as ``val``.
+        seed: seed of the held-out draw.
+    """
 
-    return load_tensors(root, split, transform)
+    dataset: str = "tickets"
+    full_dataset: str = "sst2"
+    val_fraction: float = 0.05
+    seed: int = 0
 
-
-def _targets(dataset: Dataset) -> np.ndarray:
-    return np.asarray(dataset.targets)
-
-
-def _subset(dataset: Dataset, indices: np.ndarray) -> Dataset:
-    """``dataset`` cut to ``indices``, keeping ``.classes`` and ``.targets``."""
-    if hasattr(dataset, "subset"):
-        return dataset.subset(indices)
-    sub = Subset(dataset, indices.tolist())
-    sub.classes = list(dataset.classes)
-    sub.targets = [dataset.targets[i] for i in indices]
-    return sub
+    def load(self, profile: str | None = None) -> TaskData:
+        """The task's splits as :class:`~tlcourse.datasets.text.TextSplit` datasets."""
+        if get_profile(profile) == "quick":
+            train, val, test = (catalog.load(self.dataset, s) for s in ("train", "val", "test"))
+            return TaskData(train, val, test, list(train.classes))
+        pool, test = (
+            catalog.load(self.full_dataset, "train"),
+            catalog.load(self.full_dataset, "val"),
+        )
+        fractions = (1 - self.val_fraction, self.val_fraction)
+        keep, held_out = stratified_split(targets_of(pool), fractions, seed=self.seed)
+        return TaskData(subset(pool, keep), subset(pool, held_out), test, list(pool.classes))
 
 
 IMAGE_TASK = ImageTask(dataset="glyphs-greek", labels_per_class=20, backbone="glyphnet-s", seed=0)
 """The image task of chapters 04 and 05: 20 labelled Greek glyphs per class, course backbone."""
+
+TEXT_TASK = TextTask()
+"""The text task of chapter 07: the ``tickets`` corpus (quick), SST-2 (full)."""

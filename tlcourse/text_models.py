@@ -8,9 +8,9 @@
 - :func:`fine_tune_encoder`: the pretrained encoder and a new head, all weights trained with
   :func:`tlcourse.engine.fit`.
 
-:func:`load_task` gives the chapter's data in either profile (the course's ``tickets`` corpus in
-``quick``, SST-2 in ``full``) and :func:`few_shot` a shuffled subset with ``labels_per_class``
-examples of each class. Uses ``transformers`` through :mod:`tlcourse.hf` only when asked.
+The chapter's data comes from :data:`tlcourse.tasks.TEXT_TASK` (the course's ``tickets`` corpus
+in ``quick``, SST-2 in ``full``); :func:`few_shot` draws a shuffled subset with
+``labels_per_class`` examples of each class. Uses ``transformers`` through :mod:`tlcourse.hf` only when asked.
 
 Introduced in notebooks/07_text_finetuning.ipynb.
 """
@@ -28,8 +28,8 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
-from tlcourse.config import get_profile
-from tlcourse.datasets.text import TextSplit, load_split, sample_per_class
+from tlcourse.datasets.splits import labels_per_class_subset
+from tlcourse.datasets.text import TextSplit
 from tlcourse.metrics import accuracy, macro_f1
 from tlcourse.nets import Classifier
 from tlcourse.repro import seed_everything
@@ -64,22 +64,12 @@ def score(approach: str, labels_per_class: int | None, predictions, targets: Seq
 # ----------------------------------------------------------------------------------- data
 
 
-def load_task(profile: str | None = None) -> tuple[TextSplit, TextSplit]:
-    """``(train, test)``: the ``tickets`` corpus (quick) or SST-2 train / validation (full, downloads)."""
-    if get_profile(profile) == "quick":
-        return load_split("train"), load_split("test")
-    from tlcourse.datasets.full import load_sst2
-
-    parts = [load_sst2(split) for split in ("train", "validation")]
-    return tuple(TextSplit(list(p.texts), list(p.labels), tuple(p.classes)) for p in parts)  # type: ignore[return-value]
-
-
 def few_shot(split: TextSplit, labels_per_class: int | None, seed: int = 0) -> TextSplit:
     """``labels_per_class`` random examples of each class (``None``: all), in a random order from ``seed``."""
     chosen = (
         range(len(split))
         if labels_per_class is None
-        else sample_per_class(split.labels, labels_per_class, seed)
+        else labels_per_class_subset(split.labels, labels_per_class, seed).tolist()
     )
     order = np.random.default_rng(seed).permutation(list(chosen))
     return split.subset(order.tolist())
@@ -152,7 +142,7 @@ def train_bag_of_tokens(train: TextSplit, test: TextSplit, tokenizer, *, steps: 
                          max_length=max_length)  # fmt: skip
     ids = torch.unique(loader.dataset.tensors[0])
     model = bag_of_tokens(
-        ids[ids != tokenizer.pad_token_id], len(tokenizer), len(train.label_names), dim
+        ids[ids != tokenizer.pad_token_id], len(tokenizer), len(train.classes), dim
     )
     fit(
         model,
@@ -200,7 +190,7 @@ def fine_tune_encoder(train: TextSplit, test: TextSplit, *, name: str | None = N
     from tlcourse.hf import predict_texts, text_classifier, text_loader
 
     seed_everything(seed)
-    model, tokenizer = text_classifier(len(train.label_names), name=name, profile=profile)
+    model, tokenizer = text_classifier(len(train.classes), name=name, profile=profile)
     start = time.perf_counter()
     loader = text_loader(
         train.texts, train.labels, tokenizer, batch_size=batch_size, max_length=max_length

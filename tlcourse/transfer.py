@@ -30,17 +30,16 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from tlcourse import recipes
-from tlcourse.datasets import images, splits
+from tlcourse.datasets.splits import labels_per_class_subset, subset, targets_of
 from tlcourse.engine import evaluate, fit
 from tlcourse.nets import Classifier
 from tlcourse.surgery import blocks, count_parameters, freeze_blocks, replace_head
 
 ModelFactory = Callable[[int], Classifier]
 STRATEGIES = ("scratch", "linear probe", "fine-tune")
-FULL_IMAGE_SETS = {"oxford-pets": "prepare_pets", "hymenoptera": "prepare_hymenoptera"}
 
 
 @dataclass(frozen=True)
@@ -79,53 +78,6 @@ class Budget:
 
 
 # ------------------------------------------------------------------------------------ data
-
-
-def load_split(source: str, split: str = "train", transform: Callable | None = None) -> Dataset:
-    """Split ``split`` of an image dataset, items ``(transform(image), label)``.
-
-    ``source`` is a quick-profile name (held in memory, ``images.load_tensors``), a full-profile
-    name (``"oxford-pets"``, ``"hymenoptera"``: downloaded once, read from disk) or the path of
-    any ImageFolder tree. Give the backbone's ``zoo.preprocessing(name)`` as ``transform``.
-    """
-    if source in FULL_IMAGE_SETS:
-        from tlcourse.datasets import full
-
-        root = getattr(full, FULL_IMAGE_SETS[source])()
-        return images.image_folder(root, split, transform)
-    if source in images.DATASETS:
-        return images.load_tensors(source, split, transform)
-    return images.image_folder(source, split, transform)
-
-
-def targets_of(dataset: Dataset) -> np.ndarray:
-    """Class labels ``(N,)`` of a dataset with ``.targets`` (ImageFolder, TensorImageDataset, Subset)."""
-    if hasattr(dataset, "targets"):
-        return np.asarray(dataset.targets)
-    if isinstance(dataset, Subset):
-        return targets_of(dataset.dataset)[np.asarray(dataset.indices)]
-    raise TypeError(
-        f"{type(dataset).__name__} has no .targets; pass an ImageFolder, a TensorImageDataset or a "
-        "Subset of one (or add a .targets list of class indices)."
-    )
-
-
-def subset(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> Dataset:
-    """``dataset`` cut to ``indices``, keeping ``.targets`` (and ``.classes`` where present)."""
-    indices = np.asarray(indices, dtype=np.int64)
-    if hasattr(dataset, "subset"):
-        return dataset.subset(indices)
-    part = Subset(dataset, indices.tolist())
-    part.targets = targets_of(dataset)[indices].tolist()
-    part.classes = list(getattr(dataset, "classes", []))
-    return part
-
-
-def few_labels(dataset: Dataset, labels_per_class: int, seed: int = 0) -> Dataset:
-    """``labels_per_class`` examples of every class (nested across counts for one ``seed``)."""
-    return subset(
-        dataset, splits.labels_per_class_subset(targets_of(dataset), labels_per_class, seed)
-    )
 
 
 def sampled_loader(dataset: Dataset, budget: Budget, seed: int = 0) -> DataLoader:
@@ -237,7 +189,7 @@ def labels_curve(pretrained: ModelFactory, scratch: ModelFactory, train: Dataset
 def _curve_run(k: int, strategy: str, seed: int, pretrained: ModelFactory, scratch: ModelFactory,
                train: Dataset, test: Dataset, budget: Budget, cache: dict, num_classes: int) -> dict:  # fmt: skip
     start = time.perf_counter()
-    idx = splits.labels_per_class_subset(targets_of(train), k, seed)
+    idx = labels_per_class_subset(targets_of(train), k, seed)
     if strategy == "linear probe":
         feats, targets = cache["train"]
         accuracy = recipes.logistic_probe((feats[idx], targets[idx]), cache["test"])

@@ -1,62 +1,32 @@
-"""The catalogue of course datasets: one :class:`DatasetInfo` per name.
+"""The door to every dataset: a name or a folder and a split in, a PyTorch ``Dataset`` out.
 
-Each modality module (``images``, ``speech``, ``text``, ``full``) exposes a module-level
-``DATASETS: dict[str, DatasetInfo]``; :func:`all_datasets` gathers them and :func:`info`
-looks one up with a close-match suggestion. ``python -m tlcourse data list`` prints them.
+:func:`load` is the one way from ``(dataset name or folder, split)`` to a ``Dataset``, for every
+modality and both profiles; splits are named ``train`` / ``val`` / ``test`` everywhere. Each
+modality module (:mod:`~tlcourse.datasets.images`, :mod:`~tlcourse.datasets.speech`,
+:mod:`~tlcourse.datasets.text`) declares its datasets in ``DATASETS: dict[str, DatasetInfo]``;
+:func:`info` looks one up with a close-match suggestion. ``python -m tlcourse data list`` prints
+them.
+
+Introduced in notebooks/00_welcome.ipynb.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from torch.utils.data import Dataset
+
+from tlcourse.datasets import imagefolder, images, speech, text
+from tlcourse.datasets.info import DatasetInfo
 from tlcourse.suggest import lookup, text_table
-
-MODULES = ("images", "speech", "text", "full")
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """What a learner needs to know before using a dataset.
-
-    Attributes:
-        name: catalogue key, e.g. ``"glyphs-digits"``.
-        modality: ``"image"``, ``"speech"`` or ``"text"``.
-        profile: ``"quick"`` (made or shipped by the course, offline) or ``"full"`` (downloaded).
-        classes: number of classes.
-        size: a short human description of the size, e.g. ``"50,000 images (32x32)"``.
-        licence: the licence of the data.
-        origin: where it comes from, in one sentence.
-        datasheet: the datasheet text (origin, licence, size, classes, splits, how to regenerate).
-        prepare: callable that builds or downloads it and returns its root folder.
-    """
-
-    name: str
-    modality: str
-    profile: str
-    classes: int
-    size: str
-    licence: str
-    origin: str
-    datasheet: str
-    prepare: Callable[..., Path]
 
 
 def all_datasets() -> dict[str, DatasetInfo]:
-    """Every catalogued dataset, by name (imports the modality modules)."""
-    found: dict[str, DatasetInfo] = {}
-    for module in MODULES:
-        try:
-            mod = importlib.import_module(f"tlcourse.datasets.{module}")
-        except ModuleNotFoundError as err:
-            if err.name == f"tlcourse.datasets.{module}":
-                continue
-            raise
-        found.update(getattr(mod, "DATASETS", {}))
-    return found
+    """Every catalogued dataset, by name, from the modality modules imported above."""
+    return {**images.DATASETS, **speech.DATASETS, **text.DATASETS}
 
 
 def info(name: str) -> DatasetInfo:
@@ -67,6 +37,33 @@ def info(name: str) -> DatasetInfo:
 def prepare(name: str, **kwargs) -> Path:
     """Build (quick) or download (full) the dataset ``name``; return its root folder."""
     return info(name).prepare(**kwargs)
+
+
+def load(
+    source: str | os.PathLike, split: str = "train", transform: Callable | None = None, **kwargs
+) -> Dataset:
+    """Split ``split`` (``"train"``, ``"val"`` or ``"test"``) of ``source`` as a ``Dataset``.
+
+    ``source`` is a catalogue name (built or downloaded on first use; see ``python -m tlcourse
+    data list``) or a folder: an ImageFolder tree ``split/<class>/<image>`` or a Speech
+    Commands-style folder ``<word>/*.wav`` with ``validation_list.txt`` / ``testing_list.txt``.
+    Items are ``(transform(x), label)``: images ``(3, H, W)``, waveforms ``(1, S)``, texts
+    (``str``, no transform). Every result has ``.classes`` and ``.targets``. ``kwargs`` go to the
+    modality's loader (e.g. ``noise_prob`` for speech).
+
+    Introduced in notebooks/00_welcome.ipynb.
+    """
+    if isinstance(source, str) and not _is_path(source):
+        return info(source).load(split, transform, **kwargs)
+    root = Path(source)
+    if (root / speech.LIST_FILES["val"]).is_file() or (root / speech.NOISE_DIR).is_dir():
+        return speech.SpeechCommands(root, split, transform=transform, **kwargs)
+    return imagefolder.image_folder(root, split, transform)
+
+
+def _is_path(source: str) -> bool:
+    """True if ``source`` reads as a folder path rather than a catalogue name."""
+    return os.sep in source or "/" in source or Path(source).exists()
 
 
 def format_table(catalogue: dict[str, DatasetInfo]) -> str:

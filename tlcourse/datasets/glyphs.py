@@ -10,13 +10,19 @@ Introduced in notebooks/01_what_is_transfer.ipynb.
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+from tlcourse.datasets.imagefolder import SPLITS, write_class
 
 IMAGE_SIZE = 32
 FONT_SIZES = (16, 18, 20, 22, 24, 26)
@@ -181,3 +187,125 @@ def render(char: str, rng: np.random.Generator, style: Style = STYLE) -> np.ndar
     if rng.random() < style.blur_prob:
         pixels = pixels.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, style.max_blur))))
     return np.asarray(pixels)
+
+
+# --- the glyph sets of the course ---------------------------------------------------------
+
+_GREEK = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "eta",
+    "theta",
+    "iota",
+    "kappa",
+    "lambda",
+    "mu",
+    "nu",
+    "xi",
+    "omicron",
+    "pi",
+    "rho",
+    "sigma",
+    "tau",
+    "upsilon",
+    "phi",
+    "chi",
+    "psi",
+    "omega",
+]
+_CYRILLIC = {  # upper-case letters whose shape is not also a Latin letter
+    "be": "Б", "ghe": "Г", "de": "Д", "zhe": "Ж", "ze": "З", "i": "И", "short_i": "Й",
+    "el": "Л", "pe": "П", "ef": "Ф", "tse": "Ц", "che": "Ч", "sha": "Ш", "shcha": "Щ",
+    "hard_sign": "Ъ", "yeru": "Ы", "soft_sign": "Ь", "e_reversed": "Э", "yu": "Ю", "ya": "Я",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GlyphSet:
+    """A glyph dataset: class folder name -> character, and images per class in each split."""
+
+    chars: dict[str, str]
+    per_class: tuple[int, int, int]  # train, val, test
+    role: str
+
+
+GLYPH_SETS: dict[str, GlyphSet] = {
+    "glyphs-latin": GlyphSet(
+        {f"upper_{c}": c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"}
+        | {f"lower_{c}": c for c in "abcdefghijklmnopqrstuvwxyz"},
+        (700, 100, 100),
+        "source task: pretrain the course image backbones",
+    ),
+    "glyphs-digits": GlyphSet({str(d): str(d) for d in range(10)}, (300, 100, 200), "target task"),
+    "glyphs-greek": GlyphSet(
+        {n: chr(0x3B1 + i + (i >= 17)) for i, n in enumerate(_GREEK)}, (150, 50, 100), "target task"
+    ),
+    "glyphs-cyrillic": GlyphSet(_CYRILLIC, (150, 50, 100), "target task"),
+}
+
+
+def datasheet(name: str, spec: GlyphSet) -> str:
+    n = len(spec.chars)
+    tr, va, te = spec.per_class
+    return (
+        f"# {name}\n\nRole: {spec.role}.\n"
+        "Origin: rendered by tlcourse from the TrueType fonts shipped with matplotlib (DejaVu "
+        "Sans/Serif/Mono, STIX General, Computer Modern; only fonts whose character map holds the "
+        "glyph), each image with a random font, size, rotation, stretch, shift, ink colour, "
+        "background (solid, smooth colour field or stripes), an occasional clutter line, blur and "
+        "noise (see `tlcourse.datasets.glyphs.Style`).\n"
+        "Licence: the images are CC0 (generated); the fonts are under the DejaVu / Bitstream Vera "
+        "licence, the SIL Open Font Licence (STIX) and the BaKoMa licence (Computer Modern), all "
+        "free licences (see matplotlib's fonts/ttf/LICENSE_DEJAVU, LICENSE_STIX and its LICENSE file).\n"
+        f"Size: {n * (tr + va + te):,} RGB images of 32x32 px, PNG.\n"
+        f"Classes ({n}): {', '.join(f'{k}={v}' for k, v in sorted(spec.chars.items()))}.\n"
+        f"Splits: train {tr * n:,} / val {va * n:,} / test {te * n:,} ({tr}/{va}/{te} per class), "
+        "drawn independently.\n"
+        f"Regenerate: `python -m tlcourse data prepare {name}` or "
+        f"`tlcourse.datasets.images.prepare({name!r}, seed=0)` (deterministic given the seed).\n"
+    )
+
+
+def _render_class(name: str, seed: int, tmp: Path, k: int) -> list[np.ndarray]:
+    """Render and write class number ``k`` of glyph set ``name`` under ``tmp/<split>/<class>/``.
+
+    Returns each split's images ``(n, 32, 32, 3)`` uint8.
+    """
+    spec = GLYPH_SETS[name]
+    label = sorted(spec.chars)[k]
+    out = []
+    for s, count in enumerate(spec.per_class):
+        rng = np.random.default_rng([seed, zlib.crc32(name.encode()), s, k])
+        images = np.stack([render(spec.chars[label], rng) for _ in range(count)])
+        write_class(tmp / SPLITS[s] / label, images)
+        out.append(images)
+    return out
+
+
+def build(
+    name: str, seed: int, tmp: Path, workers: int | None
+) -> tuple[list[str], list[tuple[np.ndarray, np.ndarray]]]:
+    """Write glyph set ``name`` under ``tmp``; return the classes and each split's
+    ``(images (N, 32, 32, 3) uint8, targets (N,))``.
+
+    Classes are rendered in parallel processes; each has its own generator, so the pixels do
+    not depend on the number of processes.
+    """
+    classes = sorted(GLYPH_SETS[name].chars)
+    workers = workers or min(4, os.cpu_count() or 1)
+    job = functools.partial(_render_class, name, seed, tmp)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as pool:
+            per_class = list(pool.map(job, range(len(classes)), chunksize=2))
+    else:
+        per_class = [job(k) for k in range(len(classes))]
+    out = []
+    for s in range(len(SPLITS)):
+        images = np.concatenate([parts[s] for parts in per_class])
+        targets = np.concatenate([[k] * len(parts[s]) for k, parts in enumerate(per_class)])
+        out.append((images, targets.astype(np.int64)))
+    return classes, out

@@ -259,3 +259,10 @@ def tensor_loader(dataset: TensorImageDataset, mean: Sequence[float], std: Seque
     generator = torch.Generator().manual_seed(seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
                       num_workers=0, collate_fn=_NormalizeBatch(mean, std))  # fmt: skip
+
+
+def write_class(folder: Path, images: np.ndarray) -> None:
+    """Write ``images (n, H, W, 3)`` uint8 as ``folder/<nnnnn>.png``."""
+    folder.mkdir(parents=True)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i:05d}.png", compress_level=1)

@@ -6,20 +6,18 @@ The quick profile ships 4,400 one-second clips of 40 words synthesised with espe
 - ``speech-words``: 30 source words (3,600 clips) to pretrain the audio backbone on;
 - ``speech-keywords``: the 10 command words of Speech Commands (800 clips) to transfer to.
 
-:func:`prepare` writes a set as ``ROOT/WORD/SPEAKER_nohash_K.wav`` plus ``validation_list.txt``,
-``testing_list.txt`` and ``_background_noise_/*.wav`` (synthesised noise), so
+:func:`prepare` writes a set as ``ROOT/WORD/SPEAKER_nohash_K.wav`` plus ``validation_list.txt``
+(the split ``val``), ``testing_list.txt`` (``test``) and ``_background_noise_/*.wav``, so
 :class:`SpeechCommands` reads it exactly like the real Speech Commands folder. Noise is mixed in
-when a clip is loaded, deterministically from the dataset's seed.
+when a clip is loaded, deterministically from the dataset's seed. The full profile's
+``speech-commands`` (Speech Commands v0.02, downloaded) has the same layout and the same reader.
 
-Introduced in notebooks/06_speech.ipynb.
+Introduced in notebooks/00_welcome.ipynb.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -29,12 +27,24 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
+from tlcourse.atomic import build_atomically
 from tlcourse.audio import SAMPLE_RATE, LogMel, fix_length, load_waveform, mix_noise
-from tlcourse.datasets.catalog import DatasetInfo
-from tlcourse.paths import assets_dir, cache_dir
+from tlcourse.datasets.imagefolder import MARKER
+from tlcourse.datasets.info import DatasetInfo, check_split, dataset_root
+from tlcourse.download import (
+    LayoutError,
+    Resource,
+    checksums_text,
+    fetch_and_extract,
+    require_paths,
+)
+from tlcourse.paths import assets_dir
 
 NOISE_DIR = "_background_noise_"
-SPLITS = ("train", "validation", "testing")
+# Speech Commands names its held-out lists validation_list.txt and testing_list.txt: the course
+# reads them as the splits "val" and "test" (and writes its own sets in the same layout).
+LIST_FILES = {"val": "validation_list.txt", "test": "testing_list.txt"}
+VERSION = 2
 NOISE_KINDS = ("white_noise", "pink_noise", "brown_noise", "hum", "running_tap")
 
 
@@ -65,22 +75,17 @@ def prepare(name: str = "speech-keywords", *, seed: int = 0, force: bool = False
     background noise (from ``seed``). Atomic: a half-written folder is never left behind.
     Returns the root folder (reused if it already exists, unless ``force``).
     """
-    root = cache_dir("data") / name
-    if root.exists() and not force:
+    root = dataset_root(name)
+    marker = json.dumps({"name": name, "version": VERSION, "seed": seed})
+    if not force and (root / MARKER).is_file() and (root / MARKER).read_text() == marker:
         return root
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{name}-"))
-    try:
-        _write_layout(tmp, name, seed)
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return root
+    return build_atomically(
+        root, partial(_write_layout, name=name, seed=seed, marker=marker), replace=True
+    )
 
 
-def _write_layout(folder: Path, name: str, seed: int) -> None:
-    info, lists = manifest(), {"validation": [], "testing": []}
+def _write_layout(folder: Path, *, name: str, seed: int, marker: str) -> None:
+    info, lists = manifest(), {"val": [], "test": []}
     for word in words_of(name):
         audio, _ = sf.read(assets_dir() / "speech" / "clips" / f"{word}.opus", dtype="float32")
         (folder / word).mkdir()
@@ -89,12 +94,13 @@ def _write_layout(folder: Path, name: str, seed: int) -> None:
             sf.write(folder / word / row["file"], clip, SAMPLE_RATE, subtype="PCM_16")
             lists.get(row["split"], []).append(f"{word}/{row['file']}")
     for split, files in lists.items():
-        (folder / f"{split}_list.txt").write_text("\n".join(files) + "\n")
+        (folder / LIST_FILES[split]).write_text("\n".join(files) + "\n")
     (folder / NOISE_DIR).mkdir()
     for k, kind in enumerate(NOISE_KINDS):
         noise = synth_noise(kind, seconds=30.0, seed=seed * 100 + k)
         sf.write(folder / NOISE_DIR / f"{kind}.wav", noise, SAMPLE_RATE, subtype="PCM_16")
     (folder / "README.md").write_text(DATASETS[name].datasheet)
+    (folder / MARKER).write_text(marker)
 
 
 def synth_noise(
@@ -134,7 +140,7 @@ class SpeechCommands(Dataset):
     Args:
         root: folder with one sub-folder of ``.wav`` clips per word, ``validation_list.txt`` and
             ``testing_list.txt`` (paths ``word/file.wav``), optionally ``_background_noise_/``.
-        split: ``"train"``, ``"validation"`` or ``"testing"``.
+        split: ``"train"``, ``"val"`` (``validation_list.txt``) or ``"test"`` (``testing_list.txt``).
         words: the words to use, in label order (default: all word folders, sorted).
         noise_prob, snr_db: chance that a clip gets background noise, and the range of its
             signal-to-noise ratio in dB; noise is drawn from ``seed``, ``epoch`` and the index.
@@ -144,7 +150,10 @@ class SpeechCommands(Dataset):
     def __init__(self, root: str | Path, split: str = "train", words: Sequence[str] | None = None, *,
                  noise_prob: float = 0.8, snr_db: tuple[float, float] = (5.0, 20.0), seed: int = 0,
                  transform=None, num_samples: int = SAMPLE_RATE) -> None:  # fmt: skip
-        self.root, self.split = _check_root(root), _check_split(split)
+        self.root, self.split = (
+            _check_root(root),
+            check_split(split, what="A speech folder", error=SpeechDataError),
+        )
         self.classes = list(words) if words is not None else _word_folders(self.root)
         self.class_to_idx = {w: i for i, w in enumerate(self.classes)}
         self.samples = _scan(self.root, self.classes, split)
@@ -197,12 +206,6 @@ def _check_root(root: str | Path) -> Path:
     return root
 
 
-def _check_split(split: str) -> str:
-    if split not in SPLITS:
-        raise SpeechDataError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
-    return split
-
-
 def _word_folders(root: Path) -> list[str]:
     words = sorted(
         p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
@@ -215,12 +218,12 @@ def _word_folders(root: Path) -> list[str]:
 
 
 def _read_list(root: Path, split: str) -> set[str]:
-    path = root / f"{split}_list.txt"
+    path = root / LIST_FILES[split]
     return set(path.read_text().split()) if path.exists() else set()
 
 
 def _scan(root: Path, words: Sequence[str], split: str) -> list[tuple[Path, int]]:
-    held_out = {s: _read_list(root, s) for s in ("validation", "testing")}
+    held_out = {s: _read_list(root, s) for s in LIST_FILES}
     samples = []
     for label, word in enumerate(words):
         files = sorted((root / word).glob("*.wav")) if (root / word).is_dir() else []
@@ -240,6 +243,13 @@ def _scan(root: Path, words: Sequence[str], split: str) -> list[tuple[Path, int]
 def speech_dataset(name: str = "speech-keywords", split: str = "train", **kwargs) -> SpeechCommands:
     """The course set ``name`` (prepared on first use) as a :class:`SpeechCommands` dataset."""
     return SpeechCommands(prepare(name), split, words=words_of(name), **kwargs)
+
+
+def load(name: str, split: str = "train", transform=None, **kwargs) -> SpeechCommands:
+    """Split ``split`` of speech set ``name`` (quick or full) for the catalogue's door."""
+    if name == "speech-commands":
+        return SpeechCommands(prepare_speech_commands(), split, transform=transform, **kwargs)
+    return speech_dataset(name, split, transform=transform, **kwargs)
 
 
 def waveform_tensors(dataset: Dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -263,6 +273,66 @@ def logmel_tensors(
     return TensorDataset(feats, labels)
 
 
+# --- full profile: Speech Commands v0.02, downloaded -----------------------------------------
+
+SPEECH_COMMANDS_RESOURCE = Resource(
+    name="speech_commands_v0.02.tar.gz",
+    url="https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+    sha256="af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
+    size=2_428_923_189,
+    mirrors=("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",),
+    source="tensorflow/datasets: tensorflow_datasets/url_checksums/speech_commands.txt; torchaudio",
+)
+
+
+def prepare_speech_commands(
+    *, resource: Resource = SPEECH_COMMANDS_RESOURCE, progress: bool | None = None
+) -> Path:
+    """Download Speech Commands v0.02; return its root (``<word>/*.wav`` and the split lists).
+
+    The same layout as the quick speech data, so the same loaders read both.
+
+    Introduced in notebooks/00_welcome.ipynb.
+    """
+    root = dataset_root("speech-commands")
+    data = fetch_and_extract(resource, root / "v0.02", progress=progress)
+    fix = f"Delete {data} and run again to unpack a fresh copy."
+    require_paths(
+        data, ["validation_list.txt", "testing_list.txt"], what="Speech Commands", fix=fix
+    )
+    if not speech_words(data):
+        raise LayoutError(f"Speech Commands at {data} has no <word>/*.wav folders. {fix}")
+    return data
+
+
+def speech_words(root: Path) -> list[str]:
+    """The word folders of a Speech Commands root (sorted; ``_background_noise_`` excluded)."""
+    return sorted(
+        p.name
+        for p in Path(root).iterdir()
+        if p.is_dir() and not p.name.startswith("_") and any(p.glob("*.wav"))
+    )
+
+
+# --- the catalogue ----------------------------------------------------------------------------
+
+SPEECH_COMMANDS_DATASHEET = f"""Speech Commands v0.02 (full profile)
+Origin: Warden, "Speech Commands: A Dataset for Limited-Vocabulary Speech Recognition",
+  arXiv:1804.03209 (2018); Google.
+Licence: CC BY 4.0.
+Size: 105,829 one-second clips (16 kHz mono WAV) of 35 words by 2,618 speakers, plus
+  _background_noise_/ (6 long noise recordings); a 2.4 GB archive.
+Classes: 35 words (yes, no, up, down, left, right, on, off, stop, go, digits, ...).
+Splits: val = validation_list.txt, test = testing_list.txt (chosen by a hash of the speaker,
+  so no speaker is in two splits); train is every other clip.
+Layout: <cache>/data/speech-commands/v0.02/<word>/<speaker>_nohash_<n>.wav, the same layout as
+  the course's quick speech data.
+Regenerate: delete <cache>/data/speech-commands and call prepare_speech_commands() again.
+Checksum:
+{checksums_text(SPEECH_COMMANDS_RESOURCE)}
+"""
+
+
 def _datasheet(name: str, what: str, words: str, clips: str) -> str:
     return f"""# {name}: spoken words synthesised with espeak-ng
 
@@ -273,7 +343,7 @@ def _datasheet(name: str, what: str, words: str, clips: str) -> str:
 - Size: {clips}; shipped as Ogg/Opus (~18 kbit/s) in tlcourse/assets/speech, written out as
   16-bit WAV in the Speech Commands layout by `python -m tlcourse data prepare {name}`.
 - Splits: by speaker (one accent x variant pair), as in Speech Commands: about 65 % train,
-  10 % validation (validation_list.txt), 25 % testing (testing_list.txt); no speaker is shared.
+  10 % val (validation_list.txt), 25 % test (testing_list.txt); no speaker is shared.
 - Noise: `_background_noise_/` holds synthesised white, pink and brown noise, mains hum and a
   running tap (30 s each, from a seed); the dataset mixes it in at load time (80 % of clips,
   5-20 dB SNR), deterministically from its seed.
@@ -296,7 +366,7 @@ DATASETS: dict[str, DatasetInfo] = {
                              "30: zero..nine, bed, bird, cat, dog, happy, house, marvin, sheila, tree, "
                              "wow, backward, forward, follow, learn, visual, apple, window, music, "
                              "yellow, table", "3,600 clips (120 per word)"),
-        prepare=partial(prepare, "speech-words"),
+        prepare=partial(prepare, "speech-words"), load=partial(load, "speech-words"),
     ),
     "speech-keywords": DatasetInfo(
         name="speech-keywords", modality="speech", profile="quick", classes=10,
@@ -305,6 +375,13 @@ DATASETS: dict[str, DatasetInfo] = {
         datasheet=_datasheet("speech-keywords", "the target set: new words to transfer to.",
                              "10: yes, no, up, down, left, right, on, off, stop, go",
                              "800 clips (80 per word)"),
-        prepare=partial(prepare, "speech-keywords"),
+        prepare=partial(prepare, "speech-keywords"), load=partial(load, "speech-keywords"),
+    ),
+    "speech-commands": DatasetInfo(
+        name="speech-commands", modality="speech", profile="full", classes=35,
+        size="105,829 clips of 1 s (2.4 GB)", licence="CC BY 4.0",
+        origin="Google Speech Commands v0.02 (Warden, 2018).",
+        datasheet=SPEECH_COMMANDS_DATASHEET, prepare=prepare_speech_commands,
+        load=partial(load, "speech-commands"),
     ),
 }  # fmt: skip

@@ -1,4 +1,5 @@
-"""Deterministic, leak-free splits: few labels per class, stratified fractions, overlap checks.
+"""The split helpers, in one place: labels of a dataset, subsets, few labels per class,
+stratified fractions, overlap checks. Deterministic from a seed, leak-free.
 
 Introduced in notebooks/02_preparing_data.ipynb.
 """
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike
+from torch.utils.data import Dataset, Subset
 
 
 def _as_labels(targets: ArrayLike) -> np.ndarray:
@@ -79,3 +81,40 @@ def check_disjoint(**parts: ArrayLike) -> None:
                     f"{shared.size} index(es) are in both {a!r} and {b!r} (e.g. {shared[0]}): "
                     "the splits leak. Draw them from disjoint pools."
                 )
+
+
+def targets_of(dataset: Dataset) -> np.ndarray:
+    """Class labels ``(N,)`` of a dataset with ``.targets`` (every course dataset, or a ``Subset`` of one).
+
+    Introduced in notebooks/01_what_is_transfer.ipynb.
+    """
+    if hasattr(dataset, "targets"):
+        return np.asarray(dataset.targets)
+    if isinstance(dataset, Subset):
+        return targets_of(dataset.dataset)[np.asarray(dataset.indices)]
+    raise TypeError(
+        f"{type(dataset).__name__} has no .targets; pass a course dataset (catalog.load), an "
+        "ImageFolder or a Subset of one (or add a .targets list of class indices)."
+    )
+
+
+def subset(dataset: Dataset, indices: Sequence[int] | np.ndarray) -> Dataset:
+    """``dataset`` cut to ``indices`` (in that order), keeping ``.targets`` and ``.classes``.
+
+    Introduced in notebooks/01_what_is_transfer.ipynb.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if hasattr(dataset, "subset"):
+        return dataset.subset(indices.tolist())
+    part = Subset(dataset, indices.tolist())
+    part.targets = targets_of(dataset)[indices].tolist()
+    part.classes = list(getattr(dataset, "classes", []))
+    return part
+
+
+def few_labels(dataset: Dataset, labels_per_class: int, seed: int = 0) -> Dataset:
+    """``labels_per_class`` examples of every class (nested across counts for one ``seed``).
+
+    Introduced in notebooks/01_what_is_transfer.ipynb.
+    """
+    return subset(dataset, labels_per_class_subset(targets_of(dataset), labels_per_class, seed))

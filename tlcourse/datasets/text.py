@@ -6,27 +6,37 @@
 (they are made by core sentence), so a model must understand paraphrases, negation and
 contrast ("the parcel came early, but you charged me twice") rather than match words.
 
-:func:`load_split` returns a :class:`TextSplit`; :func:`sample_per_class` draws a few-shot
-subset (also used by the speech chapter).
+:func:`load_split` returns a :class:`TextSplit` (the one text-split type, a ``Dataset``). The full
+profile's ``imdb`` and ``sst2`` (downloaded once, checksummed) load as the same type.
 
 Introduced in notebooks/07_text_finetuning.ipynb.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tlcourse.datasets.catalog import DatasetInfo
-from tlcourse.datasets.splits import labels_per_class_subset
-from tlcourse.paths import assets_dir, cache_dir
+from torch.utils.data import Dataset
+
+from tlcourse.atomic import build_atomically
+from tlcourse.datasets.imagefolder import MARKER
+from tlcourse.datasets.info import SPLITS, DatasetInfo, check_split, dataset_root
+from tlcourse.download import (
+    LayoutError,
+    Resource,
+    checksums_text,
+    fetch_and_extract,
+    require_paths,
+)
+from tlcourse.paths import assets_dir
 
 LABELS = ("delivery", "billing", "defect", "account", "praise")
-SPLITS = ("train", "validation", "test")
+VERSION = 2
 CORPUS_FILE = "tickets.jsonl"
 
 
@@ -35,20 +45,32 @@ class TextDataError(ValueError):
 
 
 @dataclass(frozen=True)
-class TextSplit:
-    """One split of a labelled corpus: ``texts[i]`` has label ``labels[i]`` (an index into ``label_names``)."""
+class TextSplit(Dataset):
+    """One split of a labelled corpus: ``texts[i]`` has label ``labels[i]`` (an index into ``classes``).
+
+    A PyTorch ``Dataset`` of ``(text, label)`` with ``.targets`` and ``.classes`` like the image and
+    speech datasets, so the split helpers of :mod:`tlcourse.datasets.splits` work on it.
+    """
 
     texts: list[str]
     labels: list[int]
-    label_names: tuple[str, ...]
+    classes: tuple[str, ...]
 
     def __len__(self) -> int:
         return len(self.texts)
 
+    def __getitem__(self, index: int) -> tuple[str, int]:
+        return self.texts[index], self.labels[index]
+
+    @property
+    def targets(self) -> list[int]:
+        """The label of every text, in order (the name the other datasets use)."""
+        return self.labels
+
     def subset(self, indices: Sequence[int]) -> TextSplit:
         """The examples at ``indices``, in that order."""
         return TextSplit(
-            [self.texts[i] for i in indices], [self.labels[i] for i in indices], self.label_names
+            [self.texts[i] for i in indices], [self.labels[i] for i in indices], self.classes
         )
 
 
@@ -76,9 +98,8 @@ def load_corpus(path: str | Path | None = None) -> list[dict]:
 def load_split(
     split: str = "train", path: str | Path | None = None, labels: Sequence[str] = LABELS
 ) -> TextSplit:
-    """The ``split`` (``train``, ``validation`` or ``test``) of the corpus as a :class:`TextSplit`."""
-    if split not in SPLITS:
-        raise TextDataError(f"Unknown split {split!r}; use one of {', '.join(SPLITS)}.")
+    """The ``split`` (``train``, ``val`` or ``test``) of the corpus as a :class:`TextSplit`."""
+    check_split(split, what="The tickets corpus", error=TextDataError)
     index = {name: i for i, name in enumerate(labels)}
     rows = [r for r in load_corpus(path) if r["split"] == split]
     unknown = sorted({r["label"] for r in rows} - set(index))
@@ -89,36 +110,136 @@ def load_split(
     return TextSplit([r["text"] for r in rows], [index[r["label"]] for r in rows], tuple(labels))
 
 
-def sample_per_class(labels: Sequence[int], labels_per_class: int, seed: int = 0) -> list[int]:
-    """Indices of ``labels_per_class`` random examples of every class (sorted), repeatable from ``seed``.
-
-    The list form of :func:`tlcourse.datasets.splits.labels_per_class_subset` (same draw).
-    """
-    return labels_per_class_subset(labels, labels_per_class, seed).tolist()
-
-
 def prepare(*, force: bool = False) -> Path:
-    """Write ``train.jsonl``, ``validation.jsonl``, ``test.jsonl`` and ``README.md`` under
-    ``cache_dir("data", "tickets")`` (e.g. for ``datasets.load_dataset("json", ...)``); return it."""
-    root = cache_dir("data") / "tickets"
-    if root.exists() and not force:
+    """Write ``train.jsonl``, ``val.jsonl``, ``test.jsonl`` and ``README.md`` under
+    ``cache_dir("data", "tickets")`` (e.g. for ``datasets.load_dataset("json", ...)``); return it.
+
+    Atomic; a copy from an older version (another layout) is rebuilt.
+    """
+    root = dataset_root("tickets")
+    marker = json.dumps({"name": "tickets", "version": VERSION})
+    if not force and (root / MARKER).is_file() and (root / MARKER).read_text() == marker:
         return root
+    return build_atomically(root, lambda tmp: _write_splits(tmp, marker), replace=True)
+
+
+def _write_splits(folder: Path, marker: str) -> None:
     rows = load_corpus()
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=".tickets-"))
     for split in SPLITS:
         lines = [
             json.dumps({"text": r["text"], "label": r["label"]})
             for r in rows
             if r["split"] == split
         ]
-        (tmp / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (tmp / "README.md").write_text(DATASHEET, encoding="utf-8")
-    if root.exists():
-        import shutil
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "README.md").write_text(DATASHEET, encoding="utf-8")
+    (folder / MARKER).write_text(marker)
 
-        shutil.rmtree(root)
-    os.replace(tmp, root)
-    return root
+
+def load(name: str = "tickets", split: str = "train", transform: None = None) -> TextSplit:
+    """Split ``split`` of text dataset ``name`` for the catalogue's door (texts take no ``transform``)."""
+    if transform is not None:
+        raise ValueError(
+            "Text datasets take no transform; tokenize the texts of the split instead."
+        )
+    if name == "imdb":
+        return load_imdb(split)
+    return load_sst2(split) if name == "sst2" else load_split(split)
+
+
+# --- full profile: IMDB and SST-2, downloaded ----------------------------------------------
+
+IMDB_RESOURCE = Resource(
+    name="aclImdb_v1.tar.gz",
+    url="https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
+    sha256="c40f74a18d3b61f90feba1e17730e0d38e8b97c05fde7008942e91923d1658fe",
+    size=84_125_825,
+    mirrors=("http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",),
+    source="tensorflow/datasets: tensorflow_datasets/datasets/imdb_reviews/checksums.tsv",
+)
+SST2_RESOURCE = Resource(
+    name="SST-2.zip",
+    url="https://dl.fbaipublicfiles.com/glue/data/SST-2.zip",
+    sha256="d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa",
+    size=7_439_277,
+    source="tensorflow/datasets: tensorflow_datasets/url_checksums/glue.txt; Transformers.jl DataDeps",
+)
+
+IMDB_CLASSES = ("neg", "pos")
+SST2_CLASSES = ("negative", "positive")
+
+
+def prepare_imdb(*, resource: Resource = IMDB_RESOURCE, progress: bool | None = None) -> Path:
+    """Download the IMDB reviews; return the ``aclImdb`` folder (``train``/``test``, pos/neg).
+
+    Introduced in notebooks/07_text_finetuning.ipynb.
+    """
+    root = dataset_root("imdb")
+    data = fetch_and_extract(resource, root / "raw", progress=progress) / "aclImdb"
+    expected = [f"{split}/{cls}" for split in ("train", "test") for cls in IMDB_CLASSES]
+    require_paths(
+        data,
+        expected,
+        what="The IMDB reviews",
+        fix=f"Delete {root} and run again to download a fresh copy.",
+    )
+    return data
+
+
+def load_imdb(
+    split: str = "train", *, resource: Resource = IMDB_RESOURCE, progress: bool | None = None
+) -> TextSplit:
+    """IMDB reviews of ``split`` (``"train"`` or ``"test"``): labels 0 = neg, 1 = pos.
+
+    HTML line breaks (``<br />``) become spaces. Sorted by label, then file name.
+
+    Introduced in notebooks/07_text_finetuning.ipynb.
+    """
+    check_split(split, ("train", "test"), "IMDB")
+    data = prepare_imdb(resource=resource, progress=progress)
+    texts, labels = [], []
+    for label, cls in enumerate(IMDB_CLASSES):
+        for path in sorted((data / split / cls).glob("*.txt")):
+            texts.append(path.read_text(encoding="utf-8").replace("<br />", " ").strip())
+            labels.append(label)
+    return TextSplit(texts, labels, IMDB_CLASSES)
+
+
+def prepare_sst2(*, resource: Resource = SST2_RESOURCE, progress: bool | None = None) -> Path:
+    """Download GLUE SST-2; return the ``SST-2`` folder (``train.tsv``, ``dev.tsv``).
+
+    Introduced in notebooks/07_text_finetuning.ipynb.
+    """
+    root = dataset_root("sst2")
+    data = fetch_and_extract(resource, root / "raw", progress=progress) / "SST-2"
+    require_paths(
+        data,
+        ["train.tsv", "dev.tsv"],
+        what="SST-2",
+        fix=f"Delete {root} and run again to download a fresh copy.",
+    )
+    return data
+
+
+def load_sst2(
+    split: str = "train", *, resource: Resource = SST2_RESOURCE, progress: bool | None = None
+) -> TextSplit:
+    """SST-2 sentences of ``split`` (``"train"`` or ``"val"``, GLUE's dev set): 0 = negative, 1 = positive.
+
+    GLUE's test split has no labels, so it is not offered; hold out part of ``train`` instead.
+
+    Introduced in notebooks/07_text_finetuning.ipynb.
+    """
+    check_split(split, ("train", "val"), "SST-2")
+    data = prepare_sst2(resource=resource, progress=progress)
+    path = data / ("train.tsv" if split == "train" else "dev.tsv")
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if rows and not {"sentence", "label"} <= rows[0].keys():
+        raise LayoutError(f"{path} lacks the 'sentence' and 'label' columns; delete it and rerun.")
+    return TextSplit(
+        [r["sentence"].strip() for r in rows], [int(r["label"]) for r in rows], SST2_CLASSES
+    )
 
 
 DATASHEET = """# tickets: customer messages to an online shop, labelled by topic
@@ -128,7 +249,7 @@ DATASHEET = """# tickets: customer messages to an online shop, labelled by topic
   optional detail and closing; about a fifth open with a clause on another topic and turn
   with "but" (the topic after the turn is the label). No real customer wrote any of it.
 - Classes (5): delivery, billing, defect, account, praise.
-- Size: 1,263 messages (train 786, validation 105, test 372), 200 KB of JSONL.
+- Size: 1,263 messages (train 786, val 105, test 372), 200 KB of JSONL.
 - Splits: by core sentence and detail: no core or detail phrase appears in two splits, so the
   test set holds phrasings never seen in training. Exact duplicates (after normalising case,
   punctuation and spaces) and near duplicates (word-bigram Jaccard >= 0.5) are removed.
@@ -140,10 +261,49 @@ DATASHEET = """# tickets: customer messages to an online shop, labelled by topic
   use IMDB or SST-2 (full profile) for a standard benchmark.
 """
 
+IMDB_DATASHEET = f"""IMDB movie reviews (full profile)
+Origin: Maas et al., "Learning Word Vectors for Sentiment Analysis", ACL 2011
+  (https://ai.stanford.edu/~amaas/data/sentiment/); reviews written on IMDb.
+Licence: none stated; the authors ask users to cite the paper. Research and teaching use.
+Size: 50,000 labelled reviews (plus 50,000 unlabelled, unused here); an 84 MB archive.
+Classes: 2 (neg = 0, pos = 1), balanced; reviews rated <= 4 / 10 or >= 7 / 10.
+Splits: train 25,000 and test 25,000 (no film appears in both); hold out part of train as val.
+Loading: load_imdb(split) -> TextSplit(texts, labels, classes); "<br />" becomes a space.
+Regenerate: delete <cache>/data/imdb and call prepare_imdb() again.
+Checksum:
+{checksums_text(IMDB_RESOURCE)}
+"""
+
+SST2_DATASHEET = f"""SST-2, GLUE version (full profile)
+Origin: Socher et al., "Recursive Deep Models for Semantic Compositionality Over a Sentiment
+  Treebank", EMNLP 2013; binary version from GLUE (Wang et al., 2018).
+Licence: none stated by the authors; research and teaching use.
+Size: 67,349 training phrases and sentences, 872 validation sentences (and 1,821 unlabelled
+  test sentences, unused); a 7.4 MB archive.
+Classes: 2 (negative = 0, positive = 1).
+Splits: train and val (GLUE's dev.tsv); the test split has no labels.
+Loading: load_sst2(split) -> TextSplit(texts, labels, classes).
+Regenerate: delete <cache>/data/sst2 and call prepare_sst2() again.
+Checksum:
+{checksums_text(SST2_RESOURCE)}
+"""
+
 DATASETS: dict[str, DatasetInfo] = {
     "tickets": DatasetInfo(
         name="tickets", modality="text", profile="quick", classes=len(LABELS),
         size="1,263 messages", licence="CC0-1.0", origin="written for the course (composed from hand-written phrases)",
-        datasheet=DATASHEET, prepare=prepare,
-    )
+        datasheet=DATASHEET, prepare=prepare, load=functools.partial(load, "tickets"),
+    ),
+    "imdb": DatasetInfo(
+        name="imdb", modality="text", profile="full", classes=2,
+        size="50,000 reviews (84 MB)", licence="none stated (cite Maas et al.)",
+        origin="IMDB movie reviews for sentiment (Maas et al., 2011).",
+        datasheet=IMDB_DATASHEET, prepare=prepare_imdb, load=functools.partial(load, "imdb"), splits=("train", "test"),
+    ),
+    "sst2": DatasetInfo(
+        name="sst2", modality="text", profile="full", classes=2,
+        size="68,221 sentences (7.4 MB)", licence="none stated",
+        origin="Stanford Sentiment Treebank, binary GLUE version (Socher et al., 2013).",
+        datasheet=SST2_DATASHEET, prepare=prepare_sst2, load=functools.partial(load, "sst2"), splits=("train", "val"),
+    ),
 }  # fmt: skip

@@ -107,15 +107,16 @@ SOURCE = "glyphs-latin"
 
 def _source_loaders(batch_size: int, seed: int, max_train: int | None):
     """Normalised train / test loaders of the source task ``glyphs-latin``."""
-    from tlcourse.datasets import images, splits
+    from tlcourse.datasets import catalog, splits
+    from tlcourse.datasets.imagefolder import tensor_loader
 
-    train = images.load_tensors(SOURCE, "train")
+    train = catalog.load(SOURCE, "train")
     if max_train is not None and max_train < len(train):
         per_class = max(1, max_train // len(train.classes))
         train = train.subset(splits.labels_per_class_subset(train.targets, per_class, seed))
-    test = images.load_tensors(SOURCE, "test")
+    test = catalog.load(SOURCE, "test")
     make = functools.partial(
-        images.tensor_loader, mean=GLYPH_MEAN, std=GLYPH_STD, batch_size=batch_size
+        tensor_loader, mean=GLYPH_MEAN, std=GLYPH_STD, batch_size=batch_size
     )
     return make(train, shuffle=True, seed=seed), make(test)
 
