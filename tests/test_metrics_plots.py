@@ -47,3 +47,13 @@ def test_unnormalise_for_display():
     x = torch.zeros(1, 3, 2, 2)
     out = plots.to_displayable(x, mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])
     assert out.shape == (1, 2, 2, 3) and np.allclose(out, 0.5)
+
+
+def test_most_confident_mistakes_orders_by_confidence_and_plots():
+    logits = torch.tensor([[4.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 5.0]])
+    targets = torch.tensor([1, 1, 1, 1])
+    table = metrics.most_confident_mistakes(logits, targets, k=5, class_names=["a", "b"])
+    assert table["index"].tolist() == [0, 2] and table["predicted"].tolist() == ["a", "a"]
+    assert table["confidence"].is_monotonic_decreasing
+    data = [(torch.rand(3, 8, 8), 1) for _ in range(4)]
+    assert isinstance(plots.mistakes_grid(data, table), Figure)

@@ -1,4 +1,6 @@
-"""Metrics as thin wrappers over scikit-learn, taking logits or predictions as tensors.
+"""Metrics as thin wrappers over scikit-learn, taking logits or predictions as tensors, and the
+error analysis a person checks next: the most confidently wrong examples
+(:func:`most_confident_mistakes`; :func:`tlcourse.plots.mistakes_grid` shows them).
 
 Introduced in notebooks/00_welcome.ipynb.
 """
@@ -49,3 +51,41 @@ def confusion(pred: ArrayLike, target: ArrayLike, num_classes: int | None = None
     y_true, y_pred = to_labels(target), to_labels(pred)
     n = num_classes or int(max(y_true.max(), y_pred.max())) + 1
     return skm.confusion_matrix(y_true, y_pred, labels=np.arange(n))
+
+
+def most_confident_mistakes(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    k: int = 16,
+    class_names: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The ``k`` wrong predictions with the highest softmax confidence, most confident first.
+
+    Introduced in notebooks/04_image_finetuning.ipynb.
+
+    Args:
+        logits: ``(N, C)`` model outputs; targets: ``(N,)`` true class indices.
+        class_names: optional names for the ``true`` / ``predicted`` columns.
+
+    Often label noise, look-alike classes, or a preprocessing bug. Returns a DataFrame with columns ``index`` (position in the dataset), ``true``,
+    ``predicted``, ``confidence`` (probability of the predicted class) and ``p_true``.
+    """
+    if logits.ndim != 2 or len(logits) != len(targets):
+        raise ValueError(
+            f"Need logits (N, C) and targets (N,); got {tuple(logits.shape)} and {tuple(targets.shape)}."
+        )
+    probs = logits.detach().float().softmax(-1).cpu()
+    targets = torch.as_tensor(targets).cpu()
+    confidence, predicted = probs.max(-1)
+    wrong = torch.nonzero(predicted != targets).flatten()
+    order = wrong[confidence[wrong].argsort(descending=True)][:k]
+    name = (lambda i: class_names[i]) if class_names is not None else (lambda i: i)
+    return pd.DataFrame(
+        {
+            "index": order.tolist(),
+            "true": [name(int(targets[i])) for i in order],
+            "predicted": [name(int(predicted[i])) for i in order],
+            "confidence": confidence[order].tolist(),
+            "p_true": probs[order, targets[order]].tolist(),
+        }
+    )

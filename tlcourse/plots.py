@@ -1,4 +1,5 @@
-"""Plots that return matplotlib Figures: learning curves, confusion matrices, image grids.
+"""Plots that return matplotlib Figures: learning curves, confusion matrices, image grids, and
+the grid of a model's most confident mistakes.
 
 Introduced in notebooks/00_welcome.ipynb.
 """
@@ -9,6 +10,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
@@ -117,3 +119,29 @@ def curves(
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def mistakes_grid(
+    dataset,
+    mistakes: pd.DataFrame,
+    ncols: int = 8,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> Figure:
+    """Show the images of ``mistakes`` (from :func:`most_confident_mistakes`) titled ``true→pred p``.
+
+    ``dataset[i]`` must return ``(image (C, H, W), label)``; pass the ``mean``/``std`` the
+    images were normalised with so they display in their true colours.
+
+    Introduced in notebooks/04_image_finetuning.ipynb.
+    """
+    if mistakes.empty:
+        raise ValueError("No mistakes to show: the model got every example right.")
+    images = torch.stack([dataset[int(i)][0] for i in mistakes["index"]])
+    titles = [
+        f"{t}→{p}\n{c:.2f}"
+        for t, p, c in zip(
+            mistakes["true"], mistakes["predicted"], mistakes["confidence"], strict=True
+        )
+    ]
+    return image_grid(images, titles, ncols=min(ncols, len(images)), mean=mean, std=std)

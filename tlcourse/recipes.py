@@ -22,25 +22,19 @@ from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse.callbacks import LRScheduler
-from tlcourse.engine import History, fit
-from tlcourse.repro import pick_device
+from tlcourse.engine import History, fit, predict
 from tlcourse.surgery import blocks, discriminative_groups, freeze, unfreeze
 
 
-@torch.no_grad()
 def extract_features(
     backbone: nn.Module, loader: Iterable, *, device: str | torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``backbone`` in eval mode over ``loader``: ``(features (N, D), targets (N,))`` on the CPU."""
-    device = torch.device(device) if device is not None else pick_device()
-    was_training = backbone.training
-    backbone.to(device).eval()
-    feats, targets = [], []
-    for x, y in loader:
-        feats.append(backbone(x.to(device)).float().cpu())
-        targets.append(y)
-    backbone.train(was_training)
-    return torch.cat(feats), torch.cat(targets)
+    """Run ``backbone`` in eval mode over ``loader``: ``(features (N, D), targets (N,))`` on the CPU.
+
+    A backbone's outputs are features, so this is :func:`tlcourse.engine.predict` by its
+    transfer-learning name.
+    """
+    return predict(backbone, loader, device=device)
 
 
 def feature_loader(

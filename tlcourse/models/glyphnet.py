@@ -24,6 +24,7 @@ from tlcourse import paths
 from tlcourse.atomic import atomic_write, write_text
 from tlcourse.models.entry import ZooEntry
 from tlcourse.nets import Classifier, conv_block
+from tlcourse.surgery import count_parameters
 
 # Channel statistics of the glyphs-latin training split (what the backbones were trained with).
 GLYPH_MEAN = (0.501, 0.500, 0.499)
@@ -173,7 +174,7 @@ def save_backbone(backbone: nn.Module, name: str, result: dict, out_dir: str | P
 
 def model_card(name: str, result: dict) -> str:
     """The Markdown model card of a course backbone from its training ``result``."""
-    params = sum(p.numel() for p in glyphnet_backbone(name).parameters())
+    params = count_parameters(glyphnet_backbone(name))
     return (
         f"# {name}\n\n"
         f"A small ResNet ({ARCHITECTURES[name]}: (stem width, stride), then (channels, stride) per "

@@ -23,6 +23,7 @@ from tlcourse.checkpoint import check_compatible
 from tlcourse.models.entry import ZooEntry
 from tlcourse.nets import Classifier, conv_block
 from tlcourse.paths import assets_dir
+from tlcourse.surgery import count_parameters
 
 
 def kwsnet(num_classes: int = 10, width: int = 32) -> Classifier:
@@ -133,7 +134,7 @@ def train(
     measured = {
         "seed": seed,
         "epochs": epochs,
-        "params": sum(p.numel() for p in model.parameters()),
+        "params": count_parameters(model),
         "train_accuracy": history.last("train_accuracy"),
     }
     for split in ("val", "test"):
