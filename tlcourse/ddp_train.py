@@ -203,6 +203,15 @@ def gather(obj: dict) -> list[dict]:
     return out
 
 
+def check_args(args: argparse.Namespace, env: D.DistEnv, device: torch.device) -> int:
+    """Refuse bad options before any process joins the group; return the per-rank micro-batch."""
+    if args.precision == "fp16" and device.type != "cuda":
+        raise ValueError(
+            "--precision fp16 needs a CUDA GPU (with a gradient scaler); on CPU use bf16."
+        )
+    return D.per_rank_batch(args.global_batch, env.world_size, args.accum)
+
+
 def load_data(env: D.DistEnv):
     """The task's splits; rank 0 builds them if needed while the others wait."""
     from tlcourse.tasks import IMAGE_TASK
@@ -215,11 +224,7 @@ def load_data(env: D.DistEnv):
 
 def run(args: argparse.Namespace, env: D.DistEnv, device: torch.device, start: float) -> dict:
     """Train as rank ``env.rank``; return the metrics (the same dict on every rank)."""
-    micro_batch = D.per_rank_batch(args.global_batch, env.world_size, args.accum)
-    if args.precision == "fp16" and device.type != "cuda":
-        raise ValueError(
-            "--precision fp16 needs a CUDA GPU (with a gradient scaler); on CPU use bf16."
-        )
+    micro_batch = check_args(args, env, device)
     data = load_data(env)
     steps = len(data.train) // args.global_batch
     if steps == 0:
@@ -275,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     env = D.read_env()
     device = D.pick_device(env)
     try:
+        check_args(args, env, device)  # every rank fails alike, before anyone waits for the others
         D.init(env, device)
         metrics = run(args, env, device, start)
         text = json.dumps(metrics, indent=1)

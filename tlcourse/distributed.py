@@ -260,8 +260,10 @@ def launch(module: str, nproc: int, args: Sequence[str] = (), *, master_port: in
     except subprocess.TimeoutExpired as err:
         raise LaunchError(f"{' '.join(cmd[1:])} ran over {timeout_s:.0f} s.") from err
     if done.returncode:
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
         tail = (done.stdout + done.stderr)[-3000:]
-        raise LaunchError(f"{' '.join(cmd[1:])} exited with {done.returncode}:\n{tail}")
+        first = f"{errors[0]}\n" if errors else ""
+        raise LaunchError(f"{first}{' '.join(cmd[1:])} exited with {done.returncode}:\n{tail}")
     return done
 
 
