@@ -17,10 +17,12 @@ Introduced in notebooks/13_export_and_deployment.ipynb.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +78,12 @@ def _dynamic_batch(inputs: tuple[torch.Tensor, ...]) -> tuple[dict[int, Any], ..
     return tuple({0: batch} for _ in inputs)
 
 
+def _eval(model: nn.Module) -> nn.Module:
+    """``model`` in eval mode; a module captured by ``torch.export`` (e.g. a PT2E-quantized one)
+    was traced in its mode already and refuses ``.eval()``, so it is passed through."""
+    return model if isinstance(model, torch.fx.GraphModule) else model.eval()
+
+
 def to_torch_export(
     model: nn.Module, example_inputs: Inputs, path: str | os.PathLike | None = None
 ) -> torch.export.ExportedProgram:
@@ -85,12 +93,14 @@ def to_torch_export(
     rewrite it with ``torch.where`` or ``torch.cond``. Load with ``torch.export.load(path)``.
     """
     inputs = _as_tuple(example_inputs)
-    program = torch.export.export(model.eval(), inputs, dynamic_shapes=_dynamic_batch(inputs))
+    program = torch.export.export(_eval(model), inputs, dynamic_shapes=_dynamic_batch(inputs))
     if path is not None:
         path = Path(path)
         if path.suffix != ".pt2":
             raise ValueError(f"torch.export programs are saved as .pt2 files; got {path.name!r}.")
-        atomic_write(path, lambda tmp: torch.export.save(program, tmp))
+        buffer = io.BytesIO()  # torch.export.save wants a .pt2 name; the temp file has another
+        torch.export.save(program, buffer)
+        atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getvalue()))
     return program
 
 
@@ -112,9 +122,11 @@ def to_onnx(
     if path.suffix != ".onnx":
         raise ValueError(f"ONNX models are saved as .onnx files; got {path.name!r}.")
     inputs = _as_tuple(example_inputs)
-    program = torch.onnx.export(
-        model.eval(), inputs, dynamo=True, dynamic_shapes=_dynamic_batch(inputs), verbose=False
-    )
+    with warnings.catch_warnings():  # a captured module keeps training=True; its ops are eval's
+        warnings.filterwarnings("ignore", message="Exporting a model while it is in training mode")
+        program = torch.onnx.export(
+            _eval(model), inputs, dynamo=True, dynamic_shapes=_dynamic_batch(inputs), verbose=False
+        )
     program.model.metadata_props.update({k: str(v) for k, v in (metadata or {}).items()})
     return atomic_write(path, lambda tmp: program.save(tmp, external_data=False))
 
@@ -177,7 +189,7 @@ def check_parity(model: nn.Module, artefact: Any, inputs: Inputs, *, atol: float
     """
     inputs = _as_tuple(inputs)
     with torch.no_grad():
-        expected = model.eval()(*inputs).numpy()
+        expected = _eval(model)(*inputs).numpy()
     found = run_artefact(artefact, inputs)
     if found.shape != expected.shape:
         raise ParityError(f"Output shape {found.shape} differs from PyTorch's {expected.shape}.")
