@@ -120,8 +120,15 @@ class LogMel(nn.Module):
     with the course constants :data:`LOGMEL_MEAN`, :data:`LOGMEL_STD`. A 1 s clip gives 101 frames.
     """
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE, n_fft: int = 512, win_length: int = 400,
-                 hop_length: int = 160, n_mels: int = N_MELS, normalize: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        sample_rate: int = SAMPLE_RATE,
+        n_fft: int = 512,
+        win_length: int = 400,
+        hop_length: int = 160,
+        n_mels: int = N_MELS,
+        normalize: bool = True,
+    ) -> None:
         super().__init__()
         self.n_fft, self.win_length, self.hop_length, self.normalize = (
             n_fft,
@@ -135,8 +142,19 @@ class LogMel(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         wave = wave.reshape(-1, wave.shape[-1])
-        spec = torch.stft(wave, self.n_fft, self.hop_length, self.win_length, self.window,
-                          center=True, return_complex=True).abs().pow(2)  # fmt: skip
+        spec = (
+            torch.stft(
+                wave,
+                self.n_fft,
+                self.hop_length,
+                self.win_length,
+                self.window,
+                center=True,
+                return_complex=True,
+            )
+            .abs()
+            .pow(2)
+        )
         mel = torch.log(torch.matmul(spec.transpose(1, 2), self.fbank).transpose(1, 2) + 1e-6)
         if self.normalize:
             mel = (mel - LOGMEL_MEAN) / LOGMEL_STD
@@ -151,8 +169,14 @@ class SpecAugment(nn.Module):
     In ``eval()`` mode it returns its input unchanged.
     """
 
-    def __init__(self, freq_masks: int = 2, freq_width: int = 8, time_masks: int = 2,
-                 time_width: int = 20, value: float = 0.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        freq_masks: int = 2,
+        freq_width: int = 8,
+        time_masks: int = 2,
+        time_width: int = 20,
+        value: float = 0.0,
+    ) -> None:
         super().__init__()
         self.freq_masks, self.freq_width = freq_masks, freq_width
         self.time_masks, self.time_width, self.value = time_masks, time_width, value
@@ -202,9 +226,19 @@ class AugmentedWaves:
         noise: background-noise clips, each ``(S_k,)`` with ``S_k >= S``.
     """
 
-    def __init__(self, waves: torch.Tensor, labels: torch.Tensor, noise: list[torch.Tensor] | tuple = (), *,
-                 batch_size: int = 64, noise_prob: float = 0.8, snr_db: tuple[float, float] = (5.0, 20.0),
-                 shift: int = 1600, spec_augment: SpecAugment | None = None, seed: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        waves: torch.Tensor,
+        labels: torch.Tensor,
+        noise: list[torch.Tensor] | tuple = (),
+        *,
+        batch_size: int = 64,
+        noise_prob: float = 0.8,
+        snr_db: tuple[float, float] = (5.0, 20.0),
+        shift: int = 1600,
+        spec_augment: SpecAugment | None = None,
+        seed: int = 0,
+    ) -> None:
         self.waves, self.labels, self.noise = waves.reshape(len(waves), -1), labels, list(noise)
         self.batch_size, self.noise_prob, self.snr_db, self.shift = (
             batch_size,

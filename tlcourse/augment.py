@@ -48,8 +48,14 @@ def eval_transform(
     Introduced in notebooks/02_preparing_data.ipynb.
     """
     _check_stats(mean, std)
-    return v2.Compose([v2.ToImage(), *_resize(size), v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(list(mean), list(std))])  # fmt: skip
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            *_resize(size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(mean), list(std)),
+        ]
+    )
 
 
 def _resize_steps(entry) -> list:
@@ -57,8 +63,10 @@ def _resize_steps(entry) -> list:
     if not getattr(entry, "resize_size", None):
         return []
     mode = v2.InterpolationMode(getattr(entry, "interpolation", "bilinear"))
-    return [v2.Resize(entry.resize_size, interpolation=mode, antialias=True),
-            v2.CenterCrop(list(entry.input_size[1:]))]  # fmt: skip
+    return [
+        v2.Resize(entry.resize_size, interpolation=mode, antialias=True),
+        v2.CenterCrop(list(entry.input_size[1:])),
+    ]
 
 
 def for_backbone(entry, *, train: bool = False, strength: str = "light") -> v2.Compose:
@@ -73,8 +81,14 @@ def for_backbone(entry, *, train: bool = False, strength: str = "light") -> v2.C
     if train:
         return train_transform(entry.mean, entry.std, int(entry.input_size[-1]), strength=strength)
     _check_stats(entry.mean, entry.std)
-    return v2.Compose([v2.ToImage(), *_resize_steps(entry), v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(list(entry.mean), list(entry.std))])  # fmt: skip
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            *_resize_steps(entry),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(list(entry.mean), list(entry.std)),
+        ]
+    )
 
 
 def normalization_variants(entry) -> dict[str, v2.Compose]:
@@ -121,13 +135,17 @@ def augmentation(strength: str = "light", size: int = 32) -> v2.Compose:
         v2.RandomAffine(degrees=12, translate=(0.08, 0.08)),
         v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.1),
     ]
-    strong = [v2.RandomPerspective(0.25, p=0.5), v2.RandomGrayscale(p=0.2),
-              v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.3)]  # fmt: skip
+    strong = [
+        v2.RandomPerspective(0.25, p=0.5),
+        v2.RandomGrayscale(p=0.2),
+        v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, 1.0))], p=0.3),
+    ]
     return v2.Compose(light + (strong if strength == "strong" else []))
 
 
-def train_transform(mean: Sequence[float], std: Sequence[float], size: int = 32,
-                    strength: str = "light") -> v2.Compose:  # fmt: skip
+def train_transform(
+    mean: Sequence[float], std: Sequence[float], size: int = 32, strength: str = "light"
+) -> v2.Compose:
     """Augmentation followed by the backbone's preprocessing: uint8 ``(3, H, W)`` -> float
     ``(3, size, size)``. With ``strength="strong"`` a random patch is also erased (after
     normalisation, so the patch is filled with the mean colour).

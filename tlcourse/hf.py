@@ -137,15 +137,24 @@ class TextClassifier(nn.Module):
         return self.head(self.features(input_ids))
 
 
-def text_classifier(num_classes: int, name: str | None = None, pretrained: bool = True,
-                    profile: str | None = None) -> tuple[TextClassifier, object]:  # fmt: skip
+def text_classifier(
+    num_classes: int, name: str | None = None, pretrained: bool = True, profile: str | None = None
+) -> tuple[TextClassifier, object]:
     """``(TextClassifier, tokenizer)``: a pretrained (or random, ``pretrained=False``) encoder + new head."""
     tokenizer, encoder = load_encoder(name, profile, pretrained)
     return TextClassifier(encoder, num_classes, tokenizer.pad_token_id), tokenizer
 
 
-def text_loader(texts: Sequence[str], labels: Sequence[int], tokenizer, *, batch_size: int = 32,
-                shuffle: bool = False, seed: int = 0, max_length: int = MAX_LENGTH) -> DataLoader:  # fmt: skip
+def text_loader(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    tokenizer,
+    *,
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int = 0,
+    max_length: int = MAX_LENGTH,
+) -> DataLoader:
     """A loader of ``(input_ids (B, T), labels (B,))`` for :class:`TextClassifier` and ``engine.fit``.
 
     Without ``shuffle`` it keeps the given order and, like ``transformers.Trainer``'s loader, has no
@@ -160,8 +169,15 @@ def text_loader(texts: Sequence[str], labels: Sequence[int], tokenizer, *, batch
 
 
 @torch.no_grad()
-def encode(texts: Sequence[str], tokenizer=None, model=None, *, batch_size: int = 64,
-           normalize: bool = True, max_length: int = MAX_LENGTH) -> torch.Tensor:  # fmt: skip
+def encode(
+    texts: Sequence[str],
+    tokenizer=None,
+    model=None,
+    *,
+    batch_size: int = 64,
+    normalize: bool = True,
+    max_length: int = MAX_LENGTH,
+) -> torch.Tensor:
     """Sentence embeddings ``(N, D)`` of ``texts`` (MiniLM by default): mean pooling, L2-normalised.
 
     Matches ``SentenceTransformer("all-MiniLM-L6-v2").encode`` for texts under ``max_length`` tokens.
@@ -209,8 +225,14 @@ def unsort(chunks: list[torch.Tensor], texts: Sequence[str], tokenizer, width: i
 
 
 @torch.no_grad()
-def predict_texts(model: TextClassifier, texts: Sequence[str], tokenizer, *, batch_size: int = 64,
-                  max_length: int = MAX_LENGTH) -> torch.Tensor:  # fmt: skip
+def predict_texts(
+    model: TextClassifier,
+    texts: Sequence[str],
+    tokenizer,
+    *,
+    batch_size: int = 64,
+    max_length: int = MAX_LENGTH,
+) -> torch.Tensor:
     """Logits ``(N, num_classes)`` of a :class:`TextClassifier` for ``texts``, in eval mode, batched by length."""
     was_training, device = model.training, next(model.parameters()).device
     model.eval()
@@ -225,8 +247,9 @@ def predict_texts(model: TextClassifier, texts: Sequence[str], tokenizer, *, bat
 _MEMORY: dict[str, torch.Tensor] = {}
 
 
-def cached_encode(texts: Sequence[str], name: str | None = None, *, tokenizer=None, model=None,
-                  **kwargs) -> torch.Tensor:  # fmt: skip
+def cached_encode(
+    texts: Sequence[str], name: str | None = None, *, tokenizer=None, model=None, **kwargs
+) -> torch.Tensor:
     """:func:`encode` with a cache (memory, then ``cache_dir("features")``) keyed by texts and model.
 
     The second call with the same texts returns in milliseconds, across notebook restarts.
@@ -265,8 +288,14 @@ def save_tiny_encoder(folder: str | Path, words: Sequence[str] = (), seed: int =
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *(f"##{c}" for c in letters)]
     vocab += sorted({w.lower() for w in words} - set(vocab))
     BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}).save_pretrained(folder)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=MAX_LENGTH)  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=MAX_LENGTH,
+    )
     torch.manual_seed(seed)
     BertModel(config).save_pretrained(folder)
     return folder

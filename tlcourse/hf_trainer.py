@@ -59,22 +59,54 @@ def cross_entropy_loss(
     return nn.functional.cross_entropy(logits, labels)
 
 
-def trainer_arguments(output_dir: str, *, epochs: int, lr: float, batch_size: int, seed: int = 0,
-                      use_cpu: bool = True, progress: bool | None = None) -> TrainingArguments:  # fmt: skip
+def trainer_arguments(
+    output_dir: str,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int = 0,
+    use_cpu: bool = True,
+    progress: bool | None = None,
+) -> TrainingArguments:
     """``TrainingArguments`` that match :func:`tlcourse.engine.fit` with ``AdamW(lr, weight_decay=0)``."""
     return TrainingArguments(
-        output_dir=output_dir, num_train_epochs=epochs, learning_rate=lr,
-        per_device_train_batch_size=batch_size, lr_scheduler_type="constant", warmup_steps=0,
-        weight_decay=0.0, optim="adamw_torch", max_grad_norm=0.0, train_sampling_strategy="sequential", seed=seed,
-        use_cpu=use_cpu, report_to="none", save_strategy="no", eval_strategy="no",
-        logging_strategy="epoch", dataloader_num_workers=0, remove_unused_columns=False,
+        output_dir=output_dir,
+        num_train_epochs=epochs,
+        learning_rate=lr,
+        per_device_train_batch_size=batch_size,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        optim="adamw_torch",
+        max_grad_norm=0.0,
+        train_sampling_strategy="sequential",
+        seed=seed,
+        use_cpu=use_cpu,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        logging_strategy="epoch",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
         disable_tqdm=not progress_enabled(progress),
-    )  # fmt: skip
+    )
 
 
-def trainer_fit(model: nn.Module, texts: Sequence[str], labels: Sequence[int], tokenizer, *, epochs: int,
-                lr: float, batch_size: int, seed: int = 0, max_length: int = MAX_LENGTH,
-                device: str | None = None, progress: bool | None = None) -> History:  # fmt: skip
+def trainer_fit(
+    model: nn.Module,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    tokenizer,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int = 0,
+    max_length: int = MAX_LENGTH,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> History:
     """Train ``model`` (token ids ``(N, T)`` -> logits ``(N, C)``) with ``transformers.Trainer``.
 
     Same data order, optimizer, loss and rate as ``fit(model, text_loader(texts, labels, tokenizer,
@@ -84,10 +116,22 @@ def trainer_fit(model: nn.Module, texts: Sequence[str], labels: Sequence[int], t
     """
     use_cpu = pick_device(device).type == "cpu"
     with tempfile.TemporaryDirectory(prefix="tlcourse-trainer-") as tmp:
-        args = trainer_arguments(tmp, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
-                                 use_cpu=use_cpu, progress=progress)  # fmt: skip
-        trainer = Trainer(model=model, args=args, train_dataset=TokenDataset(texts, labels, tokenizer, max_length),
-                          data_collator=default_data_collator, compute_loss_func=cross_entropy_loss)  # fmt: skip
+        args = trainer_arguments(
+            tmp,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            seed=seed,
+            use_cpu=use_cpu,
+            progress=progress,
+        )
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=TokenDataset(texts, labels, tokenizer, max_length),
+            data_collator=default_data_collator,
+            compute_loss_func=cross_entropy_loss,
+        )
         # Without a progress bar the Trainer would print every log line; the History has them.
         trainer.remove_callback(PrinterCallback)
         trainer.train()

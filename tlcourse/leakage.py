@@ -18,8 +18,9 @@ import torch
 from numpy.typing import ArrayLike
 
 
-def with_views(images: torch.Tensor, targets: torch.Tensor, copies: int, transform: Callable,
-               seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:  # fmt: skip
+def with_views(
+    images: torch.Tensor, targets: torch.Tensor, copies: int, transform: Callable, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
     """Each image ``(N, 3, H, W)`` plus ``copies - 1`` augmented views of it.
 
     Returns ``(images (N * copies, 3, H, W), targets (N * copies,), groups (N * copies,))`` where
@@ -31,8 +32,10 @@ def with_views(images: torch.Tensor, targets: torch.Tensor, copies: int, transfo
         raise ValueError(f"copies must be >= 1, got {copies}.")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        views = [torch.stack([torch.as_tensor(transform(im)).as_subclass(torch.Tensor) for im in images])
-                 for _ in range(copies - 1)]  # fmt: skip
+        views = [
+            torch.stack([torch.as_tensor(transform(im)).as_subclass(torch.Tensor) for im in images])
+            for _ in range(copies - 1)
+        ]
     all_images = torch.stack([images, *views], dim=1).flatten(0, 1)
     groups = np.repeat(np.arange(len(images)), copies)
     return all_images, targets.repeat_interleave(copies), groups

@@ -10,6 +10,7 @@ Introduced in notebooks/01_what_is_transfer.ipynb; used throughout the course.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -94,11 +95,11 @@ def linear_probe(
     freeze(model.backbone)
     unfreeze(model.head)
     train = feature_loader(*extract_features(model.backbone, train_loader, device=device))
-    val = (
-        feature_loader(*extract_features(model.backbone, val_loader, device=device), shuffle=False)
-        if val_loader
-        else None
-    )
+    val = None
+    if val_loader is not None:
+        val = feature_loader(
+            *extract_features(model.backbone, val_loader, device=device), shuffle=False
+        )
     optimizer = torch.optim.AdamW(model.head.parameters(), lr=lr, weight_decay=weight_decay)
     history = fit(
         model.head,
@@ -144,45 +145,27 @@ def fine_tune(
     unfrozen; the head at ``lr / 2`` and each backbone block ``lr_factor`` times the block above
     it; one-cycle schedule. ``callbacks`` apply to stage 2.
     """
+    train = functools.partial(
+        fit,
+        model,
+        train_loader,
+        val_loader=val_loader,
+        frozen_bn=frozen_bn,
+        device=device,
+        progress=progress,
+    )
     histories = []
     if head_epochs:
         freeze(model.backbone)
         unfreeze(model.head)
         opt = torch.optim.AdamW(model.head.parameters(), lr=lr, weight_decay=weight_decay)
-        histories.append(
-            (
-                "head",
-                fit(
-                    model,
-                    train_loader,
-                    epochs=head_epochs,
-                    optimizer=opt,
-                    val_loader=val_loader,
-                    frozen_bn=frozen_bn,
-                    device=device,
-                    progress=progress,
-                ),
-            )
-        )
+        histories.append(("head", train(epochs=head_epochs, optimizer=opt)))
     unfreeze(model)
     groups = discriminative_groups(model, lr=lr / 2, factor=lr_factor)
     opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
     schedule = one_cycle(epochs, _steps(train_loader))
     histories.append(
-        (
-            "all layers",
-            fit(
-                model,
-                train_loader,
-                epochs=epochs,
-                optimizer=opt,
-                val_loader=val_loader,
-                callbacks=[schedule, *callbacks],
-                frozen_bn=frozen_bn,
-                device=device,
-                progress=progress,
-            ),
-        )
+        ("all layers", train(epochs=epochs, optimizer=opt, callbacks=[schedule, *callbacks]))
     )
     return staged(histories)
 
@@ -205,6 +188,15 @@ def gradual_unfreeze(
     Stage ``s`` trains the head and the top ``s`` blocks with discriminative lrs for
     ``epochs_per_stage`` epochs; ``max_blocks`` limits how deep the unfreezing goes.
     """
+    train = functools.partial(
+        fit,
+        model,
+        train_loader,
+        epochs=epochs_per_stage,
+        val_loader=val_loader,
+        device=device,
+        progress=progress,
+    )
     names = [n for n, _ in blocks(model)]
     depth = len(names) if max_blocks is None else min(max_blocks, len(names))
     histories = []
@@ -213,24 +205,9 @@ def gradual_unfreeze(
         for name in names[len(names) - s :]:
             unfreeze(model, f"backbone.{name}")
         unfreeze(model.head)
-        opt = torch.optim.AdamW(
-            discriminative_groups(model, lr=lr, factor=lr_factor), weight_decay=weight_decay
-        )
-        label = "head" if s == 0 else f"+{names[len(names) - s]}"
-        histories.append(
-            (
-                label,
-                fit(
-                    model,
-                    train_loader,
-                    epochs=epochs_per_stage,
-                    optimizer=opt,
-                    val_loader=val_loader,
-                    device=device,
-                    progress=progress,
-                ),
-            )
-        )
+        groups = discriminative_groups(model, lr=lr, factor=lr_factor)
+        opt = torch.optim.AdamW(groups, weight_decay=weight_decay)
+        histories.append(("head" if s == 0 else f"+{names[len(names) - s]}", train(optimizer=opt)))
     return staged(histories)
 
 

@@ -42,6 +42,27 @@ class Candidate:
     licence: str = "unknown"
 
 
+def resized_entry(name: str, size: int | None = None):
+    """The zoo entry of ``name``, set to take ``size x size`` inputs if ``size`` is given
+    (resize the short side, centre-crop; same normalisation)."""
+    from tlcourse import zoo
+
+    entry = zoo.entry(name)
+    if size is None:
+        return entry
+    return dataclasses.replace(entry, input_size=(3, size, size), resize_size=size)
+
+
+def preprocessing(name: str, size: int | None = None) -> Callable:
+    """``zoo.preprocessing(name)``, at ``size x size`` instead of the backbone's own size if given.
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
+    from tlcourse.augment import for_backbone
+
+    return for_backbone(resized_entry(name, size))
+
+
 def from_zoo(name: str, *, pretrained: bool = True, size: int | None = None) -> Candidate:
     """The zoo backbone ``name`` as a :class:`Candidate` (its own normalisation from its entry).
 
@@ -51,20 +72,24 @@ def from_zoo(name: str, *, pretrained: bool = True, size: int | None = None) -> 
 
     Introduced in notebooks/03_choosing_a_model.ipynb.
     """
-    from tlcourse import augment, zoo
+    from tlcourse import zoo
 
-    entry = zoo.entry(name)
-    if size is not None:
-        entry = dataclasses.replace(entry, input_size=(3, size, size), resize_size=size)
+    entry = resized_entry(name, size)
     backbone = zoo.load(name, 2, pretrained=pretrained).backbone
     label = name if size is None else f"{name} @{size}px"
     label, licence = (label, entry.licence) if pretrained else (f"{label} (random init)", "n/a")
-    return Candidate(label, backbone, augment.for_backbone(entry), tuple(entry.input_size), licence)
+    return Candidate(label, backbone, preprocessing(name, size), tuple(entry.input_size), licence)
 
 
 @torch.inference_mode()
-def latency_ms(model: nn.Module, input_size: Sequence[int], *, batch_size: int = 1, warmup: int = 3,
-               repeats: int = 20) -> float:  # fmt: skip
+def latency_ms(
+    model: nn.Module,
+    input_size: Sequence[int],
+    *,
+    batch_size: int = 1,
+    warmup: int = 3,
+    repeats: int = 20,
+) -> float:
     """Median CPU milliseconds per image of ``model`` on a random batch ``(batch_size, *input_size)``.
 
     Done right: eval mode (no BatchNorm/dropout training behaviour), no autograd bookkeeping,
@@ -90,8 +115,13 @@ def latency_ms(model: nn.Module, input_size: Sequence[int], *, batch_size: int =
     return 1000 * statistics.median(times) / batch_size
 
 
-def probe_accuracy(backbone: nn.Module, loaders: Loaders, *, C: float = 1.0,
-                   device: str | torch.device | None = None) -> tuple[float, dict[str, torch.Tensor]]:  # fmt: skip
+def probe_accuracy(
+    backbone: nn.Module,
+    loaders: Loaders,
+    *,
+    C: float = 1.0,
+    device: str | torch.device | None = None,
+) -> tuple[float, dict[str, torch.Tensor]]:
     """Linear-probe accuracy of ``backbone``: fitted on ``loaders[0]``, scored on ``loaders[1]``.
 
     While choosing, score on the validation split; touch the test split once, for the final
@@ -104,14 +134,24 @@ def probe_accuracy(backbone: nn.Module, loaders: Loaders, *, C: float = 1.0,
     train = extract_features(backbone, loaders[0], device=device)
     scored = extract_features(backbone, loaders[1], device=device)
     seconds = time.perf_counter() - start
-    features = {"train": train[0], "train_y": train[1], "val": scored[0], "val_y": scored[1],
-                "seconds": seconds}  # fmt: skip
+    features = {
+        "train": train[0],
+        "train_y": train[1],
+        "val": scored[0],
+        "val_y": scored[1],
+        "seconds": seconds,
+    }
     return logistic_probe(train, scored, C=C), features
 
 
-def compare_backbones(candidates: Sequence[Candidate], make_loaders: Callable[[Callable], Loaders], *,
-                      latency_repeats: int = 20, device: str | torch.device | None = None,
-                      progress: bool | None = None) -> tuple[pd.DataFrame, dict[str, dict]]:  # fmt: skip
+def compare_backbones(
+    candidates: Sequence[Candidate],
+    make_loaders: Callable[[Callable], Loaders],
+    *,
+    latency_repeats: int = 20,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+) -> tuple[pd.DataFrame, dict[str, dict]]:
     """One row per candidate: linear-probe accuracy on validation, parameters (millions), CPU ms
     per image, seconds to extract the features, feature size, licence.
     ``make_loaders(transform)`` returns ``(train_loader, val_loader)`` yielding inputs
@@ -129,13 +169,19 @@ def compare_backbones(candidates: Sequence[Candidate], make_loaders: Callable[[C
     ):
         accuracy, feats = probe_accuracy(cand.backbone, make_loaders(cand.transform), device=device)
         features[cand.name] = feats
-        rows.append({
-            "backbone": cand.name, "probe accuracy": accuracy,
-            "parameters (M)": count_parameters(cand.backbone) / 1e6,
-            "CPU ms / image": latency_ms(cand.backbone, cand.input_size, repeats=latency_repeats),
-            "features (s)": feats["seconds"],
-            "feature dim": int(feats["train"].shape[1]), "licence": cand.licence,
-        })  # fmt: skip
+        rows.append(
+            {
+                "backbone": cand.name,
+                "probe accuracy": accuracy,
+                "parameters (M)": count_parameters(cand.backbone) / 1e6,
+                "CPU ms / image": latency_ms(
+                    cand.backbone, cand.input_size, repeats=latency_repeats
+                ),
+                "features (s)": feats["seconds"],
+                "feature dim": int(feats["train"].shape[1]),
+                "licence": cand.licence,
+            }
+        )
     return pd.DataFrame(rows).set_index("backbone"), features
 
 
@@ -168,8 +214,11 @@ def separation(features: torch.Tensor, labels: torch.Tensor) -> float:
     return float(silhouette_score(np.asarray(features), np.asarray(labels), metric="cosine"))
 
 
-def embedding_grid(embeddings: Mapping[str, np.ndarray], labels: torch.Tensor,
-                   class_names: Sequence[str] | None = None) -> Figure:  # fmt: skip
+def embedding_grid(
+    embeddings: Mapping[str, np.ndarray],
+    labels: torch.Tensor,
+    class_names: Sequence[str] | None = None,
+) -> Figure:
     """One scatter panel per backbone of 2-D embeddings ``(N, 2)``, coloured by class.
 
     Introduced in notebooks/03_choosing_a_model.ipynb.

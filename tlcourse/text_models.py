@@ -53,12 +53,25 @@ class Result:
         return {k: v for k, v in asdict(self).items() if k != "predictions"}
 
 
-def score(approach: str, labels_per_class: int | None, predictions, targets: Sequence[int],
-          trainable: int, seconds: float) -> Result:  # fmt: skip
+def score(
+    approach: str,
+    labels_per_class: int | None,
+    predictions,
+    targets: Sequence[int],
+    trainable: int,
+    seconds: float,
+) -> Result:
     """A :class:`Result` from predicted labels ``(N,)`` or logits ``(N, C)`` and the true ``targets``."""
     predictions = np.asarray(predictions.argmax(-1) if np.ndim(predictions) == 2 else predictions)
-    return Result(approach, labels_per_class, accuracy(predictions, targets), macro_f1(predictions, targets),
-                  int(trainable), float(seconds), predictions)  # fmt: skip
+    return Result(
+        approach,
+        labels_per_class,
+        accuracy(predictions, targets),
+        macro_f1(predictions, targets),
+        int(trainable),
+        float(seconds),
+        predictions,
+    )
 
 
 # ----------------------------------------------------------------------------------- data
@@ -92,8 +105,14 @@ def tfidf_logreg(
     )
     predictions = model.predict(vectorizer.transform(test.texts))
     trainable = model.coef_.size + model.intercept_.size
-    return score("TF-IDF + logistic regression", labels_per_class, predictions, test.labels, trainable,
-                 time.perf_counter() - start)  # fmt: skip
+    return score(
+        "TF-IDF + logistic regression",
+        labels_per_class,
+        predictions,
+        test.labels,
+        trainable,
+        time.perf_counter() - start,
+    )
 
 
 # ------------------------------------------------------------------ small model from scratch
@@ -126,9 +145,19 @@ def bag_of_tokens(
     return Classifier(backbone, nn.Linear(dim, num_classes))
 
 
-def train_bag_of_tokens(train: TextSplit, test: TextSplit, tokenizer, *, steps: int = 300, lr: float = 1e-2,
-                        batch_size: int = 16, dim: int = 64, seed: int = 0, max_length: int = 128,
-                        labels_per_class: int | None = None) -> Result:  # fmt: skip
+def train_bag_of_tokens(
+    train: TextSplit,
+    test: TextSplit,
+    tokenizer,
+    *,
+    steps: int = 300,
+    lr: float = 1e-2,
+    batch_size: int = 16,
+    dim: int = 64,
+    seed: int = 0,
+    max_length: int = 128,
+    labels_per_class: int | None = None,
+) -> Result:
     """Train :func:`bag_of_tokens` from scratch with ``engine.fit`` on ``tokenizer``'s word pieces.
 
     About ``steps`` optimisation steps whatever the training set's size (whole epochs).
@@ -138,8 +167,15 @@ def train_bag_of_tokens(train: TextSplit, test: TextSplit, tokenizer, *, steps: 
 
     seed_everything(seed)
     start = time.perf_counter()
-    loader = text_loader(train.texts, train.labels, tokenizer, batch_size=batch_size, shuffle=True, seed=seed,
-                         max_length=max_length)  # fmt: skip
+    loader = text_loader(
+        train.texts,
+        train.labels,
+        tokenizer,
+        batch_size=batch_size,
+        shuffle=True,
+        seed=seed,
+        max_length=max_length,
+    )
     ids = torch.unique(loader.dataset.tensors[0])
     model = bag_of_tokens(
         ids[ids != tokenizer.pad_token_id], len(tokenizer), len(train.classes), dim
@@ -155,30 +191,60 @@ def train_bag_of_tokens(train: TextSplit, test: TextSplit, tokenizer, *, steps: 
     logits, _ = predict(
         model, text_loader(test.texts, test.labels, tokenizer, batch_size=256), device="cpu"
     )
-    return score("small model from scratch", labels_per_class, logits, test.labels, count_parameters(model),
-                 time.perf_counter() - start)  # fmt: skip
+    return score(
+        "small model from scratch",
+        labels_per_class,
+        logits,
+        test.labels,
+        count_parameters(model),
+        time.perf_counter() - start,
+    )
 
 
 # --------------------------------------------------------------------- frozen encoder
 
 
-def frozen_probe(train_features: torch.Tensor, train_labels: Sequence[int], test_features: torch.Tensor,
-                 test_labels: Sequence[int], *, C: float = 10.0, labels_per_class: int | None = None) -> Result:  # fmt: skip
+def frozen_probe(
+    train_features: torch.Tensor,
+    train_labels: Sequence[int],
+    test_features: torch.Tensor,
+    test_labels: Sequence[int],
+    *,
+    C: float = 10.0,
+    labels_per_class: int | None = None,
+) -> Result:
     """A linear head (logistic regression) on cached, frozen sentence embeddings ``(N, D)``."""
     start = time.perf_counter()
     head = LogisticRegression(C=C, max_iter=2000).fit(train_features.numpy(), list(train_labels))
     predictions = head.predict(test_features.numpy())
-    return score("frozen encoder + linear head", labels_per_class, predictions, test_labels,
-                 head.coef_.size + head.intercept_.size, time.perf_counter() - start)  # fmt: skip
+    return score(
+        "frozen encoder + linear head",
+        labels_per_class,
+        predictions,
+        test_labels,
+        head.coef_.size + head.intercept_.size,
+        time.perf_counter() - start,
+    )
 
 
 # ----------------------------------------------------------------------- fine-tuning
 
 
-def fine_tune_encoder(train: TextSplit, test: TextSplit, *, name: str | None = None, epochs: int = 4,
-                      lr: float = 1e-4, batch_size: int = 8, max_length: int = 64, seed: int = 0,
-                      device: str | None = None, progress: bool | None = None,
-                      labels_per_class: int | None = None, profile: str | None = None):  # fmt: skip
+def fine_tune_encoder(
+    train: TextSplit,
+    test: TextSplit,
+    *,
+    name: str | None = None,
+    epochs: int = 4,
+    lr: float = 1e-4,
+    batch_size: int = 8,
+    max_length: int = 64,
+    seed: int = 0,
+    device: str | None = None,
+    progress: bool | None = None,
+    labels_per_class: int | None = None,
+    profile: str | None = None,
+):
     """Fine-tune all weights of a pretrained encoder (MiniLM by default) + a new linear head.
 
     ``AdamW(lr, weight_decay=0)`` at a constant rate, examples in ``train``'s order (shuffle it
@@ -201,6 +267,12 @@ def fine_tune_encoder(train: TextSplit, test: TextSplit, *, name: str | None = N
         model, loader, epochs=epochs, optimizer=optimizer, device=device, progress=progress
     )
     logits = predict_texts(model, test.texts, tokenizer, max_length=max_length)
-    result = score("fine-tuned encoder", labels_per_class, logits, test.labels,
-                   count_parameters(model, trainable=True), time.perf_counter() - start)  # fmt: skip
+    result = score(
+        "fine-tuned encoder",
+        labels_per_class,
+        logits,
+        test.labels,
+        count_parameters(model, trainable=True),
+        time.perf_counter() - start,
+    )
     return result, model, tokenizer, history

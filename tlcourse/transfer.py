@@ -86,8 +86,12 @@ def sampled_loader(dataset: Dataset, budget: Budget, seed: int = 0) -> DataLoade
     Runs on 10 or on 500 examples then take the same number of steps; ``num_workers=0``.
     """
     generator = torch.Generator().manual_seed(seed)
-    sampler = RandomSampler(dataset, replacement=True, generator=generator,
-                            num_samples=budget.steps_per_epoch * budget.batch_size)  # fmt: skip
+    sampler = RandomSampler(
+        dataset,
+        replacement=True,
+        generator=generator,
+        num_samples=budget.steps_per_epoch * budget.batch_size,
+    )
     return DataLoader(dataset, batch_size=budget.batch_size, sampler=sampler, num_workers=0)
 
 
@@ -114,8 +118,9 @@ def one_cycle_fit(model: nn.Module, loader: DataLoader, budget: Budget, lr: floa
     )
 
 
-def train_scratch(make: ModelFactory, train: Dataset, num_classes: int, budget: Budget,
-                  seed: int = 0) -> Classifier:  # fmt: skip
+def train_scratch(
+    make: ModelFactory, train: Dataset, num_classes: int, budget: Budget, seed: int = 0
+) -> Classifier:
     """A model with random weights trained on ``train`` (the no-transfer baseline)."""
     torch.manual_seed(seed)
     model = make(num_classes)
@@ -123,18 +128,27 @@ def train_scratch(make: ModelFactory, train: Dataset, num_classes: int, budget: 
     return model
 
 
-def train_fine_tune(make: ModelFactory, train: Dataset, num_classes: int, budget: Budget,
-                    seed: int = 0) -> Classifier:  # fmt: skip
+def train_fine_tune(
+    make: ModelFactory, train: Dataset, num_classes: int, budget: Budget, seed: int = 0
+) -> Classifier:
     """A pretrained model fine-tuned with ``recipes.fine_tune`` (one epoch head, then all layers)."""
     torch.manual_seed(seed)
     model = make(num_classes)
-    recipes.fine_tune(model, sampled_loader(train, budget, seed), epochs=budget.epochs - 1,
-                      lr=budget.lr, head_epochs=1, weight_decay=budget.weight_decay, progress=False)  # fmt: skip
+    recipes.fine_tune(
+        model,
+        sampled_loader(train, budget, seed),
+        epochs=budget.epochs - 1,
+        lr=budget.lr,
+        head_epochs=1,
+        weight_decay=budget.weight_decay,
+        progress=False,
+    )
     return model
 
 
-def train_frozen(make: ModelFactory, train: Dataset, num_classes: int, k: int, budget: Budget,
-                 seed: int = 0) -> Classifier:  # fmt: skip
+def train_frozen(
+    make: ModelFactory, train: Dataset, num_classes: int, k: int, budget: Budget, seed: int = 0
+) -> Classifier:
     """Freeze the first ``k`` backbone blocks of ``make(num_classes)``, train the rest and the head."""
     torch.manual_seed(seed)
     model = freeze_blocks(make(num_classes), k)
@@ -158,10 +172,17 @@ def features(
     return recipes.extract_features(backbone, eval_loader(dataset))
 
 
-def labels_curve(pretrained: ModelFactory, scratch: ModelFactory, train: Dataset, test: Dataset,
-                 labels_per_class: Sequence[int] = (1, 5, 20, 50), budget: Budget = Budget(),
-                 strategies: Sequence[str] = STRATEGIES, seeds: Sequence[int] = (0,),
-                 progress: Callable | None = None) -> pd.DataFrame:  # fmt: skip
+def labels_curve(
+    pretrained: ModelFactory,
+    scratch: ModelFactory,
+    train: Dataset,
+    test: Dataset,
+    labels_per_class: Sequence[int] = (1, 5, 20, 50),
+    budget: Budget = Budget(),
+    strategies: Sequence[str] = STRATEGIES,
+    seeds: Sequence[int] = (0,),
+    progress: Callable | None = None,
+) -> pd.DataFrame:
     """Target accuracy of each strategy at each ``labels_per_class``: one row per run.
 
     Columns: ``labels_per_class, strategy, seed, accuracy, seconds``. The linear probe is a
@@ -181,13 +202,25 @@ def labels_curve(pretrained: ModelFactory, scratch: ModelFactory, train: Dataset
             "test": features(pretrained, test, num_classes),
         }
     runs = [(k, s, seed) for seed in seeds for k in labels_per_class for s in strategies]
-    rows = [_curve_run(k, s, seed, pretrained, scratch, train, test, budget, cache, num_classes)
-            for k, s, seed in (progress(runs) if progress else runs)]  # fmt: skip
+    rows = [
+        _curve_run(k, s, seed, pretrained, scratch, train, test, budget, cache, num_classes)
+        for k, s, seed in (progress(runs) if progress else runs)
+    ]
     return pd.DataFrame(rows)
 
 
-def _curve_run(k: int, strategy: str, seed: int, pretrained: ModelFactory, scratch: ModelFactory,
-               train: Dataset, test: Dataset, budget: Budget, cache: dict, num_classes: int) -> dict:  # fmt: skip
+def _curve_run(
+    k: int,
+    strategy: str,
+    seed: int,
+    pretrained: ModelFactory,
+    scratch: ModelFactory,
+    train: Dataset,
+    test: Dataset,
+    budget: Budget,
+    cache: dict,
+    num_classes: int,
+) -> dict:
     start = time.perf_counter()
     idx = labels_per_class_subset(targets_of(train), k, seed)
     if strategy == "linear probe":
@@ -203,12 +236,24 @@ def _curve_run(k: int, strategy: str, seed: int, pretrained: ModelFactory, scrat
             seed,
         )
         accuracy = test_accuracy(model, test)
-    return {"labels_per_class": k, "strategy": strategy, "seed": seed, "accuracy": accuracy,
-            "seconds": time.perf_counter() - start}  # fmt: skip
+    return {
+        "labels_per_class": k,
+        "strategy": strategy,
+        "seed": seed,
+        "accuracy": accuracy,
+        "seconds": time.perf_counter() - start,
+    }
 
 
-def freeze_k_curve(make: ModelFactory, train: Dataset, test: Dataset, ks: Sequence[int] | None = None,
-                   budget: Budget = Budget(), seed: int = 0, progress: Callable | None = None) -> pd.DataFrame:  # fmt: skip
+def freeze_k_curve(
+    make: ModelFactory,
+    train: Dataset,
+    test: Dataset,
+    ks: Sequence[int] | None = None,
+    budget: Budget = Budget(),
+    seed: int = 0,
+    progress: Callable | None = None,
+) -> pd.DataFrame:
     """Freeze the first ``k`` backbone blocks, fine-tune the rest (and a new head), for each ``k``.
 
     ``k = 0`` fine-tunes every layer; ``k = number of blocks`` trains only the head (a linear
@@ -223,9 +268,15 @@ def freeze_k_curve(make: ModelFactory, train: Dataset, test: Dataset, ks: Sequen
     for k in progress(list(ks)) if progress else ks:
         start = time.perf_counter()
         model = train_frozen(make, train, num_classes, k, budget, seed)
-        rows.append({"k": k, "frozen": "+".join(names[:k]) or "(none)",
-                     "trainable": count_parameters(model, trainable=True),
-                     "accuracy": test_accuracy(model, test), "seconds": time.perf_counter() - start})  # fmt: skip
+        rows.append(
+            {
+                "k": k,
+                "frozen": "+".join(names[:k]) or "(none)",
+                "trainable": count_parameters(model, trainable=True),
+                "accuracy": test_accuracy(model, test),
+                "seconds": time.perf_counter() - start,
+            }
+        )
     return pd.DataFrame(rows)
 
 

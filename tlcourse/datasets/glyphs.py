@@ -107,9 +107,13 @@ def _place(mask: Image.Image, rng: np.random.Generator, style: Style) -> np.ndar
     c_out, c_in = IMAGE_SIZE / 2, _CANVAS / 2
     ox, oy = c_out + tx, c_out + ty
     coeffs = (
-        cos / sx, -sin / sx, c_in - (cos * ox - sin * oy) / sx,
-        sin / sy, cos / sy, c_in - (sin * ox + cos * oy) / sy,
-    )  # fmt: skip
+        cos / sx,
+        -sin / sx,
+        c_in - (cos * ox - sin * oy) / sx,
+        sin / sy,
+        cos / sy,
+        c_in - (sin * ox + cos * oy) / sy,
+    )
     out = mask.transform((IMAGE_SIZE, IMAGE_SIZE), Image.AFFINE, coeffs, Image.BILINEAR)
     return np.asarray(out, dtype=np.float32) / 255.0
 

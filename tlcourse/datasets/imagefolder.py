@@ -144,8 +144,13 @@ class TensorImageDataset(Dataset):
     uint8 tensor (use the backbone's ``zoo.preprocessing(name)`` as transform).
     """
 
-    def __init__(self, images: torch.Tensor, targets: torch.Tensor, classes: Sequence[str],
-                 transform: Callable | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor,
+        classes: Sequence[str],
+        transform: Callable | None = None,
+    ) -> None:
         if images.ndim != 4 or len(images) != len(targets):
             raise ValueError(
                 f"images must be (N, C, H, W) with one target each; got images {tuple(images.shape)} "
@@ -176,8 +181,9 @@ def _fingerprint(root: Path, split: str, count: int) -> str:
     return json.dumps({"marker": marker, "split": split, "count": count})
 
 
-def save_tensor_cache(root: Path, split: str, images: np.ndarray, targets: np.ndarray,
-                      classes: Sequence[str]) -> None:  # fmt: skip
+def save_tensor_cache(
+    root: Path, split: str, images: np.ndarray, targets: np.ndarray, classes: Sequence[str]
+) -> None:
     """Cache ``images (N, H, W, 3)`` uint8 of ``root/split`` as uint8 ``(N, 3, H, W)`` safetensors."""
     tensors = {
         "images": torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
@@ -245,8 +251,15 @@ class _NormalizeBatch:
         return (x - self.mean) / self.std, y
 
 
-def tensor_loader(dataset: TensorImageDataset, mean: Sequence[float], std: Sequence[float], *,
-                  batch_size: int = 128, shuffle: bool = False, seed: int = 0) -> DataLoader:  # fmt: skip
+def tensor_loader(
+    dataset: TensorImageDataset,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    batch_size: int = 128,
+    shuffle: bool = False,
+    seed: int = 0,
+) -> DataLoader:
     """A ``DataLoader`` of normalised float batches ``(N, 3, H, W)`` from uint8 tensors.
 
     Normalises a whole batch at once (much faster than a per-image transform); ``dataset``
@@ -257,8 +270,14 @@ def tensor_loader(dataset: TensorImageDataset, mean: Sequence[float], std: Seque
             "tensor_loader normalises batches itself: build the dataset with transform=None."
         )
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
-                      num_workers=0, collate_fn=_NormalizeBatch(mean, std))  # fmt: skip
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=generator,
+        num_workers=0,
+        collate_fn=_NormalizeBatch(mean, std),
+    )
 
 
 def write_class(folder: Path, images: np.ndarray) -> None:

@@ -341,16 +341,32 @@ SKLEARN_DIGITS_SHEET = (
 
 def _info(name: str) -> DatasetInfo:
     if name == "sklearn-digits":
-        return DatasetInfo(name, "image", "quick", 10, "1,797 images (32x32 RGB)", "BSD-3-Clause",
-                           "scikit-learn's bundled UCI handwritten digits, upscaled",
-                           SKLEARN_DIGITS_SHEET, functools.partial(prepare, name), functools.partial(load, name))  # fmt: skip
+        return DatasetInfo(
+            name,
+            "image",
+            "quick",
+            10,
+            "1,797 images (32x32 RGB)",
+            "BSD-3-Clause",
+            "scikit-learn's bundled UCI handwritten digits, upscaled",
+            SKLEARN_DIGITS_SHEET,
+            functools.partial(prepare, name),
+            functools.partial(load, name),
+        )
     spec = glyphs.GLYPH_SETS[name]
     total = len(spec.chars) * sum(spec.per_class)
     return DatasetInfo(
-        name, "image", "quick", len(spec.chars), f"{total:,} images (32x32 RGB)",
-        "CC0 images; free font licences", "glyphs rendered from matplotlib's fonts",
-        glyphs.datasheet(name, spec), functools.partial(prepare, name), functools.partial(load, name),
-    )  # fmt: skip
+        name,
+        "image",
+        "quick",
+        len(spec.chars),
+        f"{total:,} images (32x32 RGB)",
+        "CC0 images; free font licences",
+        "glyphs rendered from matplotlib's fonts",
+        glyphs.datasheet(name, spec),
+        functools.partial(prepare, name),
+        functools.partial(load, name),
+    )
 
 
 FULL_DATASETS: dict[str, DatasetInfo] = {

@@ -147,9 +147,18 @@ class SpeechCommands(Dataset):
         transform: applied to the waveform ``(1, S)``, e.g. :class:`tlcourse.audio.LogMel`.
     """
 
-    def __init__(self, root: str | Path, split: str = "train", words: Sequence[str] | None = None, *,
-                 noise_prob: float = 0.8, snr_db: tuple[float, float] = (5.0, 20.0), seed: int = 0,
-                 transform=None, num_samples: int = SAMPLE_RATE) -> None:  # fmt: skip
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        words: Sequence[str] | None = None,
+        *,
+        noise_prob: float = 0.8,
+        snr_db: tuple[float, float] = (5.0, 20.0),
+        seed: int = 0,
+        transform=None,
+        num_samples: int = SAMPLE_RATE,
+    ) -> None:
         self.root, self.split = (
             _check_root(root),
             check_split(split, what="A speech folder", error=SpeechDataError),

@@ -116,14 +116,19 @@ def _source_loaders(batch_size: int, seed: int, max_train: int | None):
         per_class = max(1, max_train // len(train.classes))
         train = train.subset(splits.labels_per_class_subset(train.targets, per_class, seed))
     test = catalog.load(SOURCE, "test")
-    make = functools.partial(
-        tensor_loader, mean=GLYPH_MEAN, std=GLYPH_STD, batch_size=batch_size
-    )
+    make = functools.partial(tensor_loader, mean=GLYPH_MEAN, std=GLYPH_STD, batch_size=batch_size)
     return make(train, shuffle=True, seed=seed), make(test)
 
 
-def train(name: str, seed: int = 0, *, out_dir: str | Path | None = None, epochs: int | None = None,
-          max_train: int | None = None, progress: bool | None = None) -> dict:  # fmt: skip
+def train(
+    name: str,
+    seed: int = 0,
+    *,
+    out_dir: str | Path | None = None,
+    epochs: int | None = None,
+    max_train: int | None = None,
+    progress: bool | None = None,
+) -> dict:
     """Pretrain course backbone ``name`` on ``glyphs-latin``; write its weights and model card.
 
     Deterministic given ``seed`` (on the same machine and thread count). ``epochs`` and
@@ -142,21 +147,38 @@ def train(name: str, seed: int = 0, *, out_dir: str | Path | None = None, epochs
         model.parameters(), lr=recipe["lr"], weight_decay=recipe["weight_decay"]
     )
     schedule = one_cycle(recipe["epochs"], len(train_loader))
-    history = fit(model, train_loader, epochs=recipe["epochs"], optimizer=optimizer, device="cpu",
-                  loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1), callbacks=[schedule], progress=progress)  # fmt: skip
+    history = fit(
+        model,
+        train_loader,
+        epochs=recipe["epochs"],
+        optimizer=optimizer,
+        device="cpu",
+        loss_fn=nn.CrossEntropyLoss(label_smoothing=0.1),
+        callbacks=[schedule],
+        progress=progress,
+    )
     result = {
-        "name": name, "seed": seed, **recipe, "train_images": len(train_loader.dataset),
+        "name": name,
+        "seed": seed,
+        **recipe,
+        "train_images": len(train_loader.dataset),
         "train_accuracy": history.last("train_accuracy"),
         "test_accuracy": evaluate(model, test_loader, device="cpu")["accuracy"],
-        "build_seconds": round(time.perf_counter() - start, 1), "torch": torch.__version__,
+        "build_seconds": round(time.perf_counter() - start, 1),
+        "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-    }  # fmt: skip
+    }
     save_backbone(model.backbone, name, result, out_dir)
     return result
 
 
-def save_backbone(backbone: nn.Module, name: str, result: dict, out_dir: str | Path | None = None,
-                  write_card: bool = True) -> Path:  # fmt: skip
+def save_backbone(
+    backbone: nn.Module,
+    name: str,
+    result: dict,
+    out_dir: str | Path | None = None,
+    write_card: bool = True,
+) -> Path:
     """Atomically write ``backbone``'s weights (safetensors, with ``architecture`` and ``result``
     as metadata) and, if ``write_card``, its model card from the training ``result``."""
     from safetensors.torch import save_file
@@ -231,11 +253,19 @@ def load_backbone(name: str, path: str | Path | None = None) -> nn.Sequential:
 
 def _entry(name: str) -> ZooEntry:
     return ZooEntry(
-        name=name, modality="image", profile="quick", build=functools.partial(glyphnet, name),
-        weights=str(weights_path(name)), mean=GLYPH_MEAN, std=GLYPH_STD, input_size=(3, 32, 32),
-        licence=LICENCE, card=str(card_path(name)), load_backbone=functools.partial(load_backbone, name),
+        name=name,
+        modality="image",
+        profile="quick",
+        build=functools.partial(glyphnet, name),
+        weights=str(weights_path(name)),
+        mean=GLYPH_MEAN,
+        std=GLYPH_STD,
+        input_size=(3, 32, 32),
+        licence=LICENCE,
+        card=str(card_path(name)),
+        load_backbone=functools.partial(load_backbone, name),
         train=functools.partial(train, name),
-    )  # fmt: skip
+    )
 
 
 # The course image backbones, listed in :data:`tlcourse.zoo.FAMILIES`.

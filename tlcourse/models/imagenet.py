@@ -147,11 +147,22 @@ def _entry(name: str) -> ZooEntry:
         f"- Licence: {LICENCE}.\n"
     )
     return ZooEntry(
-        name=name, modality="image", profile="full", build=functools.partial(build, name),
-        weights=weights.url, mean=tuple(t.mean), std=tuple(t.std), input_size=(3, t.crop_size[0], t.crop_size[-1]),
-        licence=LICENCE, card=card, load_backbone=functools.partial(load_backbone, name),
-        resize_size=t.resize_size[0], interpolation=t.interpolation.value, available=functools.partial(is_cached, name), num_params=weights.meta["num_params"],
-    )  # fmt: skip
+        name=name,
+        modality="image",
+        profile="full",
+        build=functools.partial(build, name),
+        weights=weights.url,
+        mean=tuple(t.mean),
+        std=tuple(t.std),
+        input_size=(3, t.crop_size[0], t.crop_size[-1]),
+        licence=LICENCE,
+        card=card,
+        load_backbone=functools.partial(load_backbone, name),
+        resize_size=t.resize_size[0],
+        interpolation=t.interpolation.value,
+        available=functools.partial(is_cached, name),
+        num_params=weights.meta["num_params"],
+    )
 
 
 # The torchvision ImageNet backbones, listed in :data:`tlcourse.zoo.FAMILIES`.

@@ -129,8 +129,15 @@ def train(
     loader = AugmentedWaves(waves, labels, noise, spec_augment=SpecAugment(), seed=seed)
     model = kwsnet(num_classes=len(train_set.classes))
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-2)
-    history = fit(model, loader, epochs=epochs, optimizer=optimizer, device="cpu",
-                  callbacks=[one_cycle(epochs, len(loader))], progress=progress)  # fmt: skip
+    history = fit(
+        model,
+        loader,
+        epochs=epochs,
+        optimizer=optimizer,
+        device="cpu",
+        callbacks=[one_cycle(epochs, len(loader))],
+        progress=progress,
+    )
     measured = {
         "seed": seed,
         "epochs": epochs,
