@@ -35,6 +35,7 @@ def test_read_env_bad_values(environ, words):
 
 def test_backend_by_device():
     assert D.pick_backend("cpu") == "gloo"
+    assert D.loopback_works()
     assert D.pick_device(D.DistEnv()).type in ("cpu", "cuda")
 
 
@@ -138,3 +139,9 @@ def test_fp16_on_cpu_is_a_clear_error(tmp_path, capsys):
         pytest.skip("fp16 is allowed on CUDA")
     assert ddp_train.main(["--out", str(tmp_path), "--precision", "fp16"]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_launch_without_loopback_is_clear(monkeypatch):
+    monkeypatch.setattr(D, "loopback_works", lambda: False)
+    with pytest.raises(D.LaunchError, match="cannot open a connection to itself"):
+        D.launch("tlcourse.ddp_train", 2, ["--out", "x"])

@@ -8,6 +8,12 @@ keeps rows ``r, r + N, ...`` (its shard), computes the gradient of the mean loss
 over all 8 rows. Then it times ``all_reduce`` on growing tensors (the communication that data
 parallelism adds to every step). Rank 0 writes ``DIR/allreduce.json``.
 
+With ``--average FILE`` it instead tests a hand-written ``average_gradients(model, all_reduce,
+world_size)`` from ``FILE`` (the exercise of chapter 11): every rank backpropagates its shard, calls
+it with ``torch.distributed.all_reduce``, and rank 0 records how far the result is from the
+big-batch gradient (``DIR/average.json``). The function comes from a file because every process
+must import the code it runs.
+
 Introduced in notebooks/11_distributed_training.ipynb.
 """
 
@@ -44,9 +50,35 @@ def time_all_reduce(numel: int, repeats: int = 5) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def load_function(path: Path, name: str = "average_gradients"):
+    """The function ``name`` defined in the Python file ``path``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_learner_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if not callable(getattr(module, name, None)):
+        raise SystemExit(f"error: {path} defines no function {name}(...)")
+    return getattr(module, name)
+
+
+def check_average(path: Path, env: D.DistEnv) -> dict:
+    """Run ``average_gradients`` from ``path`` on this rank's shard; compare with the big batch."""
+    average = load_function(path)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Linear(4, 1))
+    x, y = torch.randn(12, 5), torch.randn(12, 1)
+    big = gradient(model, x, y)
+    gradient(model, x[env.rank :: env.world_size], y[env.rank :: env.world_size])
+    average(model, dist.all_reduce, env.world_size)
+    mine = torch.cat([p.grad.flatten() for p in model.parameters()])
+    return {"world_size": env.world_size, "max_difference": float((mine - big).abs().max())}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="torchrun ... -m tlcourse.allreduce_demo")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--average", type=Path, help="a .py file defining average_gradients")
     args = parser.parse_args(argv)
     env = D.init(D.read_env())
     if not dist.is_initialized():
@@ -55,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
             "--nproc_per_node=2 -m tlcourse.allreduce_demo --out DIR"
         )
     try:
+        if args.average:
+            text = json.dumps(check_average(args.average, env))
+            D.write_on_main(args.out / "average.json", lambda tmp: tmp.write_text(text), env)
+            return 0
         torch.manual_seed(0)  # the same model and the same global batch on every rank
         model, x, y = nn.Linear(5, 1), torch.randn(8, 5), torch.randn(8, 1)
         big = gradient(model, x, y)  # what one process computes on the whole batch

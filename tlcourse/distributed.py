@@ -120,6 +120,19 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
     return True
 
 
+def loopback_works() -> bool:
+    """True when this machine can connect to itself on 127.0.0.1 (torchrun and gloo need it)."""
+    with socket.socket() as server, socket.socket() as client:
+        try:
+            server.bind(("127.0.0.1", 0))
+            server.listen()
+            client.settimeout(2)
+            client.connect(server.getsockname())
+        except OSError:
+            return False
+    return True
+
+
 def check_port(port: int, host: str = "127.0.0.1") -> None:
     """Raise :class:`PortInUseError` (with the fix) when ``host:port`` is taken."""
     if not port_free(port, host):
@@ -251,6 +264,11 @@ def launch(module: str, nproc: int, args: Sequence[str] = (), *, master_port: in
     raises :class:`PortInUseError` before anything starts; a failed run raises
     :class:`LaunchError` with the end of its output.
     """
+    if not loopback_works():
+        raise LaunchError(
+            "This machine cannot open a connection to itself (127.0.0.1), so torchrun's processes "
+            "cannot meet; in a sandbox without networking, run the launch outside it."
+        )
     if master_port is not None:
         check_port(master_port)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
