@@ -1,11 +1,13 @@
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import surgery
-from tlcourse.engine import History, evaluate, fit, predict
+from tlcourse.callbacks import Checkpoint
+from tlcourse.engine import History, NonFiniteLossError, evaluate, fit, predict
 
-from helpers import loader, model
+from helpers import blobs, loader, model
 
 
 def test_fit_learns_and_records_history():
@@ -71,3 +73,114 @@ def test_progress_bar_quiet_in_tests(capsys):
     fit(model(), loader(n=32), epochs=1)
     captured = capsys.readouterr()
     assert "fit" not in captured.err
+
+
+# ------------------------------------------------ precision, accumulation, clipping, batch loss
+
+
+def _linear(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
+
+
+def test_gradient_accumulation_matches_one_big_batch():
+    """Two micro-batches of 8 with accumulate=2 take the same SGD step as one batch of 16."""
+    data = loader(n=16, shuffle=False, batch_size=16)
+    micro = loader(n=16, shuffle=False, batch_size=8)
+    big, small = _linear(), _linear()
+    fit(big, data, epochs=1, optimizer=torch.optim.SGD(big.parameters(), lr=0.5))
+    fit(small, micro, epochs=1, optimizer=torch.optim.SGD(small.parameters(), lr=0.5), accumulate=2)
+    for a, b in zip(big.parameters(), small.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    plain = _linear()
+    fit(plain, micro, epochs=1, optimizer=torch.optim.SGD(plain.parameters(), lr=0.5))
+    assert not torch.allclose(plain[1].weight, small[1].weight, atol=1e-6)  # two steps differ
+
+
+def test_gradient_clipping_bounds_the_step():
+    m = _linear()
+    before = torch.cat([p.detach().flatten().clone() for p in m.parameters()])
+    data = loader(n=8, batch_size=8)
+    fit(m, data, epochs=1, optimizer=torch.optim.SGD(m.parameters(), lr=1.0), clip_grad=1e-3)
+    after = torch.cat([p.detach().flatten() for p in m.parameters()])
+    assert 0 < (after - before).norm() <= 1e-3 * (1 + 1e-4)
+
+
+def test_mixed_precision_on_cpu_uses_bfloat16_autocast():
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = _linear()
+
+        def forward(self, x):
+            out = self.net(x)
+            seen.append(out.dtype)
+            return out
+
+    history = fit(Probe(), loader(n=32), epochs=2, lr=1e-2, mixed_precision=True, device="cpu")
+    assert seen and all(d == torch.bfloat16 for d in seen)
+    assert history.last("train_loss") < history.series("train_loss")[0]
+    fit(Probe(), loader(n=8), epochs=1, device="cpu")
+    assert seen[-1] == torch.float32  # off by default
+
+
+def test_batch_loss_sees_the_whole_batch():
+    """Distillation-style: the loader also yields teacher logits; the loss uses them."""
+    x, y = blobs(32).tensors
+    teacher = torch.nn.functional.one_hot(y, 3).float() * 5
+    data = DataLoader(TensorDataset(x, y, teacher), batch_size=8)
+    sizes = []
+
+    def distill(logits, batch):
+        sizes.append(len(batch))
+        soft = torch.nn.functional.softmax(batch[2], dim=1)
+        return torch.nn.functional.cross_entropy(logits, soft)
+
+    history = fit(model(), data, epochs=3, lr=1e-2, batch_loss=distill)
+    assert set(sizes) == {3} and history.last("train_accuracy") > 0.5
+
+
+def test_nan_loss_stops_before_the_weights_change_and_keeps_the_checkpoint(tmp_path):
+    m = model()
+    path = tmp_path / "run.pt"
+    fit(m, loader(), epochs=1, lr=1e-2, callbacks=[Checkpoint(path)])
+    saved, weights = path.read_bytes(), {k: v.clone() for k, v in m.state_dict().items()}
+    calls = []
+
+    def explodes(logits, y):
+        calls.append(1)
+        loss = nn.functional.cross_entropy(logits, y)
+        return loss * float("nan") if len(calls) == 3 else loss
+
+    with pytest.raises(
+        NonFiniteLossError, match=r"nan at epoch 2, step 7 \(batch 3\).*lower learning rate"
+    ):
+        fit(m, loader(), epochs=3, lr=1e-2, loss_fn=explodes, callbacks=[Checkpoint(path)])
+    assert path.read_bytes() == saved  # the last good checkpoint is intact
+    changed = any(not torch.equal(weights[k], v) for k, v in m.state_dict().items())
+    assert changed  # the two good steps did train
+    fit(model(), loader(), epochs=1, callbacks=[Checkpoint(path)])  # and it still loads
+
+
+def test_fit_hand_loop_interchangeable():
+    """fit with defaults does what the tutorial loop does (same data order, same optimizer)."""
+    a, b = _linear(), _linear()
+    data = loader(n=32, shuffle=False, batch_size=8)
+    fit(a, data, epochs=1, optimizer=torch.optim.SGD(a.parameters(), lr=0.1))
+    opt = torch.optim.SGD(b.parameters(), lr=0.1)
+    for xb, yb in data:
+        loss = nn.functional.cross_entropy(b(xb), yb)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_mixed_precision_on_cuda_uses_fp16_and_a_grad_scaler():
+    m = model().cuda()
+    history = fit(m, loader(n=64), epochs=3, lr=1e-2, mixed_precision=True, device="cuda")
+    assert history.last("train_loss") < history.series("train_loss")[0]

@@ -7,13 +7,16 @@ to keep the file near two minutes on a 2-core CPU.
 
 from __future__ import annotations
 
+import ast
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
-from hostile import BUILDERS, EXPECTED, FULL, ZERO, Context, write
+from hostile import BUILDERS, EXPECTED, FULL, STEALERS, ZERO, Context, write
 
 from tlcourse.grading import grader
 from tlcourse.grading.questions import OpenQuestion, Question, question_set
@@ -25,7 +28,9 @@ OTHER_CHAPTERS = sorted(
     p.name for p in (ROOT / "solutions").glob("[0-9][0-9]_*.ipynb") if p.name != SOLUTION.name
 )
 ISOLATED = namespaces_available()
-NEEDS_ISOLATION = {"vandal"}  # without namespaces this one would really do damage
+# without namespaces these would really do damage / really read the solutions
+NEEDS_ISOLATION = {"vandal", "solutions_from_disk", "importlib_tricks"}
+FORMULA_NAMES = ['=HYPERLINK("x.y","y")', "+1+1", "-2+3", "@SUM(A1)"]
 LIMITS = ["--timeout", "240", "--cell-timeout", "6", "--memory-mb", "3000", "--jobs", "2"]
 
 pytestmark = pytest.mark.timeout(900)
@@ -57,19 +62,26 @@ def graded(tmp_path_factory):
     subs, canary = base / "submissions", base / "canary.txt"
     subs.mkdir()
     canary.write_text("intact")
-    package_file = Path(grader.__file__).resolve().parents[1] / "nets.py"
+    package_file = Path(grader.__file__).resolve().parent / "__init__.py"  # nobody edits it
     mtime = package_file.stat().st_mtime_ns
-    ctx = Context(str(canary), str(subs), os.getpid(), str(package_file))
+    ctx = Context(str(canary), str(subs), os.getpid(), str(package_file), str(ROOT / "solutions"))
     solution, exercise = _read(SOLUTION), _read(EXERCISE)
     write(solution, subs / "solution.ipynb")
     (subs / "blank").mkdir()  # the folder layout: <student>/<notebook>
     write(exercise, subs / "blank" / EXERCISE.name)
+    for name in FORMULA_NAMES:  # the gradebook must not turn these into formulas
+        write(exercise, subs / f"{name}.ipynb")
+    (subs / "linked.ipynb").symlink_to(subs / "solution.ipynb")  # a link to a full-marks file
+    (subs / "linkdir").mkdir()
+    (subs / "linkdir" / EXERCISE.name).symlink_to(SOLUTION)
+    (subs / "essay.pdf").write_bytes(b"%PDF-1.4 not a notebook")
     for name, build in BUILDERS.items():
         if ISOLATED or name not in NEEDS_ISOLATION:
             write(build(solution, exercise, ctx), subs / f"{name}.ipynb")
     out = base / "out" / "grades.csv"
     assert grader.cli_main([str(EXERCISE), str(subs), "--out", str(out), *LIMITS]) == 0
     return {
+        "csv": out.read_text(),
         "book": _gradebook(out),
         "feedback": out.parent / "grades_feedback",
         "canary": canary,
@@ -114,9 +126,51 @@ def test_vandal_changed_nothing_outside_its_sandbox(graded):
     assert graded["package_file"].stat().st_mtime_ns == graded["mtime"]
 
 
+def test_formula_named_students_are_neutralised(graded):
+    book = graded["book"]
+    for name in FORMULA_NAMES:
+        assert "'" + name in book, sorted(book)  # readable, with a leading apostrophe
+        assert _points(book["'" + name]) == ZERO
+    for line in graded["csv"].splitlines():
+        cells = next(csv.reader([line]))
+        assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells), line
+
+
+def test_links_and_other_files_get_an_error_row(graded):
+    book = graded["book"]
+    for student in ("linked", "linkdir"):
+        assert _points(book[student]) == ZERO
+        assert "symbolic link" in book[student]["run"]["message"]
+    assert "not a notebook" in book["essay.pdf"]["run"]["message"]
+    assert _points(book["essay.pdf"]) == ZERO
+    assert _points(book["solution"]) == FULL  # the file the links point at keeps its points
+
+
+def test_stealers_contain_no_import_statement():
+    ctx = Context("c", "s", 1, "p", "sol")
+    for build in STEALERS:
+        cell = build(_read(SOLUTION), _read(EXERCISE), ctx).cells[-1].source
+        tree = ast.parse(cell)
+        assert not any(isinstance(n, ast.Import | ast.ImportFrom) for n in ast.walk(tree))
+
+
+@pytest.mark.parametrize("name", ["solutions_from_disk", "importlib_tricks"])
+def test_stealers_are_real_attacks_outside_the_sandbox(tmp_path, name):
+    """Control: run in a plain interpreter (no sandbox), the disk and importlib attacks do get
+    the references; the sandbox is what stops them."""
+    ctx = Context("c", str(tmp_path), 1, "p", str(ROOT / "solutions"))
+    nb = BUILDERS[name](_read(SOLUTION), _read(EXERCISE), ctx)
+    script = "from tlcourse.grading import check\n" + nb.cells[-1].source
+    script += "\nprint('STOLEN', len(_stolen))"
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
+    assert "STOLEN 5" in out.stdout, out.stdout[-500:] + out.stderr[-2000:]
+
+
 def test_feedback_file_per_student(graded):
     files = {p.stem for p in graded["feedback"].glob("*.md")}
-    assert files == set(graded["book"])
+    assert len(files) == len(graded["book"])
     text = (graded["feedback"] / "solution.md").read_text()
     assert "7 / 7" in text and "Start with feature extraction" in text
     assert "hint:" in (graded["feedback"] / "blank.md").read_text()
@@ -124,7 +178,7 @@ def test_feedback_file_per_student(graded):
 
 def test_grading_without_namespaces_still_isolates_points(tmp_path):
     """The fallback (rlimits + process group only) on the cases it can defend."""
-    ctx = Context(str(tmp_path / "c"), str(tmp_path), os.getpid(), "")
+    ctx = Context(str(tmp_path / "c"), str(tmp_path), os.getpid(), "", str(ROOT / "solutions"))
     solution, exercise = _read(SOLUTION), _read(EXERCISE)
     subs = tmp_path / "subs"
     subs.mkdir()

@@ -5,11 +5,23 @@ to ``logits`` and loaders that yield ``(x, y)``. Extra behaviour (early stopping
 checkpointing with resume, learning-rate schedules) comes from callbacks
 (:mod:`tlcourse.callbacks`). Frozen BatchNorm layers stay in eval mode by default.
 
+What later chapters need is built in, off by default: ``mixed_precision`` (bf16 autocast on
+the CPU, fp16 autocast + a gradient scaler on CUDA), ``accumulate`` (gradient accumulation over
+micro-batches), ``clip_grad`` (gradient-norm clipping) and ``batch_loss(logits, batch)`` (a loss
+that sees the whole batch, e.g. teacher logits for distillation).
+
+Bad input never passes quietly: the arguments and the first batch are checked at the door
+(:mod:`tlcourse.guards`; each error says what to do), and a NaN or
+infinite loss stops training (:class:`NonFiniteLossError`) before the weights are touched, so
+the last checkpoint written by :class:`~tlcourse.callbacks.Checkpoint` stays the last good one.
+
 Introduced in notebooks/00_welcome.ipynb.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -18,11 +30,24 @@ from typing import Any
 import torch
 from torch import nn
 
+from tlcourse.guards import (
+    EMPTY,
+    check_batch,
+    check_fit_args,
+    check_label_dtype,
+    check_labels,
+    check_step_args,
+)
 from tlcourse.progress import progress_bar
 from tlcourse.repro import pick_device
 from tlcourse.surgery import count_parameters, set_bn_eval
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+BatchLoss = Callable[[torch.Tensor, Sequence], torch.Tensor]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; training stopped before the weights changed."""
 
 
 @dataclass
@@ -63,18 +88,7 @@ class TrainState:
     step: int = 0
     scheduler: Any = None
     stop: bool = False
-
-
-def check_labels(y: torch.Tensor, num_classes: int) -> None:
-    """Raise a clear ``ValueError`` when class labels fall outside ``[0, num_classes)``."""
-    if y.dtype in (torch.int64, torch.int32) and y.numel():
-        lo, hi = int(y.min()), int(y.max())
-        if lo < 0 or hi >= num_classes:
-            raise ValueError(
-                f"Label {hi if hi >= num_classes else lo} is outside the model's {num_classes} "
-                f"classes (0..{num_classes - 1}). Give the model a head with enough outputs, e.g. "
-                f"`surgery.replace_head(model, num_classes={hi + 1})`, or check the dataset's labels."
-            )
+    step_options: dict = field(default_factory=dict)  # precision, accumulation, clipping
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -90,19 +104,63 @@ def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
 
 
 def train_step(
-    model: nn.Module, batch: Sequence, optimizer, loss_fn: LossFn, device
+    model: nn.Module,
+    batch: Sequence,
+    optimizer,
+    loss_fn: LossFn | None,
+    device,
+    *,
+    batch_loss: BatchLoss | None = None,
+    autocast: Callable[[], Any] = contextlib.nullcontext,
+    scaler: Any = None,
+    accumulate: int = 1,
+    update: bool = True,
+    clip_grad: float | None = None,
+    where: str = "",
 ) -> tuple[float, int, int]:
-    """One optimisation step on ``batch = (x, y)``; returns (summed loss, correct, count)."""
-    x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-    logits = model(x)
-    check_labels(y, logits.shape[-1])
-    loss = loss_fn(logits, y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    """One optimisation step on ``batch = (x, y, ...)``; returns (summed loss, correct, count).
+
+    With ``accumulate > 1`` the loss is divided by ``accumulate`` and the optimizer steps only
+    when ``update`` is true (the last micro-batch of a group).
+    """
+    batch = [t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch]
+    x, y = batch[0], batch[1]
+    with autocast():
+        logits = model(x)
+        if batch_loss is None:
+            check_labels(y, logits.shape[-1])
+            loss = loss_fn(logits, y)
+        else:
+            loss = batch_loss(logits, batch)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"The loss is {value} at {where or 'this step'}: training stopped before this step "
+            "changed the weights (the last checkpoint is intact). Try a lower learning rate "
+            "(e.g. 10x lower), gradient clipping (clip_grad=1.0), or check the inputs for "
+            "NaN/inf values and labels for the loss."
+        )
+    if update and accumulate == 1:
+        optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(loss / accumulate) if scaler else loss / accumulate).backward()
+    if update:
+        if clip_grad is not None:
+            if scaler:
+                scaler.unscale_(optimizer)
+            params = [p for g in optimizer.param_groups for p in g["params"]]
+            nn.utils.clip_grad_norm_(params, clip_grad)
+        if scaler:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        if accumulate > 1:
+            optimizer.zero_grad(set_to_none=True)
     n = y.shape[0]
-    correct = int((logits.argmax(-1) == y).sum()) if y.dim() == 1 else 0
-    return float(loss.detach()) * n, correct, n
+    correct = (
+        int((logits.argmax(-1) == y).sum()) if y.dim() == 1 and not y.is_floating_point() else 0
+    )
+    return value * n, correct, n
 
 
 def fit(
@@ -118,29 +176,50 @@ def fit(
     device: str | torch.device | None = None,
     frozen_bn: str = "eval",
     progress: bool | None = None,
+    mixed_precision: bool = False,
+    accumulate: int = 1,
+    clip_grad: float | None = None,
+    batch_loss: BatchLoss | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` passes over ``train_loader``; return the :class:`History`.
 
     Args:
         model: maps ``x`` of shape ``(N, ...)`` to ``logits`` of shape ``(N, num_classes)``.
-        train_loader, val_loader: iterables of ``(x, y)`` batches, ``y`` of shape ``(N,)``.
+        train_loader, val_loader: iterables of ``(x, y)`` batches, ``y`` of shape ``(N,)``
+            (more items after ``y`` are passed to ``batch_loss``).
         optimizer: defaults to ``AdamW(trainable parameters, lr=lr)``.
-        loss_fn: defaults to cross-entropy.
+        loss_fn: ``loss_fn(logits, y)``, defaults to cross-entropy.
         callbacks: objects from :mod:`tlcourse.callbacks` (early stopping, checkpoint, LR schedule).
         frozen_bn: ``"eval"`` keeps BatchNorm layers whose parameters are all frozen in eval
             mode (their running statistics stay as pretrained); ``"train"`` lets them update.
         progress: show a progress bar (default: in notebooks and terminals, not in logs/tests).
+        mixed_precision: bf16 autocast on the CPU; fp16 autocast with a gradient scaler on CUDA.
+        accumulate: micro-batches per optimizer step (gradient accumulation).
+        clip_grad: clip the gradients' total norm to this value before each step.
+        batch_loss: ``batch_loss(logits, batch) -> loss`` instead of ``loss_fn``; ``batch`` is
+            the whole batch on the device (e.g. ``(x, y, teacher_logits)``).
     """
+    check_fit_args(model, train_loader, epochs, optimizer, lr, loss_fn, batch_loss, callbacks)
+    check_step_args(frozen_bn, accumulate, clip_grad)
     device = pick_device(device) if not isinstance(device, torch.device) else device
     model.to(device)
     params = trainable_parameters(model)
     optimizer = optimizer or torch.optim.AdamW(params, lr=lr)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     state = TrainState(model, optimizer, train_loader, epochs, History())
+    state.step_options = {
+        "batch_loss": batch_loss,
+        "accumulate": accumulate,
+        "clip_grad": clip_grad,
+        **_precision(device, mixed_precision),
+    }
     callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
     _call(callbacks, "on_fit_start", state)
-    bar = progress_bar(
-        total=(epochs - state.epoch) * _length(train_loader), enabled=progress, desc="fit"
+    length = _length(train_loader)
+    total = None if length is None else (epochs - state.epoch) * length
+    bar = progress_bar(total=total, enabled=progress, desc="fit")
+    state.step_options["check_labels"] = batch_loss is None and isinstance(
+        loss_fn, nn.CrossEntropyLoss
     )
     while state.epoch < epochs and not state.stop:
         row = _train_epoch(state, loss_fn, device, frozen_bn, callbacks, bar)
@@ -156,6 +235,18 @@ def fit(
     return state.history
 
 
+def _precision(device: torch.device, enabled: bool) -> dict[str, Any]:
+    """Autocast context and gradient scaler for ``mixed_precision`` on ``device``."""
+    if not enabled:
+        return {"autocast": contextlib.nullcontext, "scaler": None}
+    if device.type == "cuda":
+        return {
+            "autocast": lambda: torch.autocast("cuda", dtype=torch.float16),
+            "scaler": torch.amp.GradScaler("cuda"),
+        }
+    return {"autocast": lambda: torch.autocast(device.type, dtype=torch.bfloat16), "scaler": None}
+
+
 def _train_epoch(
     state: TrainState, loss_fn, device, frozen_bn: str, callbacks, bar
 ) -> dict[str, float]:
@@ -163,10 +254,27 @@ def _train_epoch(
     model.train()
     if frozen_bn == "eval":
         set_bn_eval(model)
+    options, total = dict(state.step_options), _length(state.train_loader)
+    every, labels = options["accumulate"], options.pop("check_labels")
     total_loss, correct, count, lr = 0.0, 0, 0, state.optimizer.param_groups[0]["lr"]
-    for batch in state.train_loader:
+    state.optimizer.zero_grad(set_to_none=True)
+    for i, batch in enumerate(state.train_loader, start=1):
         lr = state.optimizer.param_groups[0]["lr"]  # the rate this step uses
-        loss, right, n = train_step(model, batch, state.optimizer, loss_fn, device)
+        where = f"epoch {state.epoch + 1}, step {state.step + 1} (batch {i})"
+        update = i % every == 0 or i == total
+        if "checked" not in state.step_options:  # the first batch of the run, at the door
+            check_batch(model, batch, "fit", labels=labels)
+            state.step_options["checked"] = True
+        loss, right, n = train_step(
+            model,
+            batch,
+            state.optimizer,
+            loss_fn,
+            device,
+            update=update,
+            where=where,
+            **{k: v for k, v in options.items() if k != "checked"},
+        )
         total_loss, correct, count, state.step = (
             total_loss + loss,
             correct + right,
@@ -175,7 +283,9 @@ def _train_epoch(
         )
         _call(callbacks, "on_batch_end", state)
         bar.update(1)
-    row = {"train_loss": total_loss / max(count, 1), "train_accuracy": correct / max(count, 1)}
+    if count == 0:
+        raise ValueError(EMPTY.format(what="training"))
+    row = {"train_loss": total_loss / count, "train_accuracy": correct / count}
     return {**row, "lr": lr, "time": time.perf_counter() - start}
 
 
@@ -189,13 +299,13 @@ def predict(
     model.to(device).eval()
     logits, targets = [], []
     for batch in loader:
+        if not logits:
+            check_batch(model, batch, "predict", labels=False)
         logits.append(model(batch[0].to(device)).float().cpu())
         targets.append(batch[1])
     model.train(was_training)
     if not logits:
-        raise ValueError(
-            "The loader is empty: nothing to predict. Check the dataset split and batch size."
-        )
+        raise ValueError(EMPTY.format(what="prediction"))
     return torch.cat(logits), torch.cat(targets)
 
 
@@ -208,6 +318,8 @@ def evaluate(
 ) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``loader``: ``{"loss": ..., "accuracy": ...}``."""
     logits, targets = predict(model, loader, device=device)
+    if loss_fn is None or isinstance(loss_fn, nn.CrossEntropyLoss):
+        check_label_dtype(targets, "evaluate")
     check_labels(targets, logits.shape[-1])
     loss = (loss_fn or nn.CrossEntropyLoss())(logits, targets)
     return {"loss": float(loss), "accuracy": float((logits.argmax(-1) == targets).float().mean())}

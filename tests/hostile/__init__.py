@@ -25,6 +25,7 @@ class Context:
     submissions: str
     grader_pid: int
     package_file: str
+    solutions: str = ""  # the instructor's solutions/ folder (an attacker may guess it)
 
 
 def _replace_function(nb, name: str, source: str):
@@ -158,7 +159,7 @@ open("grades.csv", "w").write("tamper,00.1,1,1,passed\\n")
 """
 
 COPYCAT = """
-try:  # the grader spots the import of the reference code and withdraws all points
+try:  # the package holds no reference code any more: nothing to import
     from tlcourse.grading.sets import ch00
     count_trainable = lambda m: ch00.ref_count_trainable(m)
     freeze_backbone = lambda m: ch00.ref_freeze_backbone(m)
@@ -201,6 +202,146 @@ def fake_output(solution, exercise, ctx: Context):
     return nb
 
 
+# ------------------------------------------------- copying the references without an import
+# Every cell below reaches what it needs through objects the exercise already has (the
+# ``check`` function's module globals, ``__import__``, ``open``, ``exec``): no import statement.
+
+STEAL_PRELUDE = """
+_g = check.__globals__  # tlcourse.grading.checks: os, torch, recorded, ... without an import
+_os, _json = _g["os"], _g["recorded"].wire.json
+_NAMES = ("count_trainable", "freeze_backbone", "swap_head", "normalize", "accuracy")
+_stolen = {}
+
+def _take(namespace):
+    for name in _NAMES:
+        for key in (name, "ref_" + name):
+            if callable(namespace.get(key)):
+                _stolen.setdefault(name, namespace[key])
+
+def _exec_text(text):
+    namespace = {}
+    try:
+        exec(text, namespace)
+    except BaseException:
+        pass
+    _take(namespace)
+
+def _exec_notebook(path):
+    try:
+        cells = _json.loads(open(path).read())["cells"]
+    except BaseException:
+        return
+    for cell in cells:
+        if cell.get("cell_type") == "code" and "check(" not in "".join(cell["source"]):
+            _exec_text("".join(cell["source"]))
+"""
+
+STEAL_FINISH = """
+print("stolen:", sorted(_stolen))
+for _name, _function in _stolen.items():
+    globals()[_name] = _function
+"""
+
+SOLUTIONS_FROM_DISK = """
+_repo = _os.path.dirname(_os.path.dirname(_os.path.dirname(_g["recorded"].__file__)))
+for _path in (
+    {solutions!r} + "/00_warmup.ipynb",
+    _repo + "/solutions/00_warmup.ipynb",
+    {submissions!r} + "/solution.ipynb",
+):
+    _exec_notebook(_path)
+for _top in ("/tmp", {submissions!r}):  # any notebook with the answers in it
+    for _here, _dirs, _files in _os.walk(_top):
+        _dirs[:] = [] if len(_stolen) == 5 else [d for d in _dirs if "venv" not in d]
+        for _file in _files:
+            if _file.endswith(".ipynb") and len(_stolen) < 5:
+                _exec_notebook(_os.path.join(_here, _file))
+# the old package versions in the git history held the references
+_log = _os.popen("git -C " + _repo + " log --all --format=%H -- tlcourse/grading/sets/ch00.py")
+for _commit in _log.read().split()[:4]:
+    _exec_text(_os.popen("git -C " + _repo + " show " + _commit + ":tlcourse/grading/sets/ch00.py").read())
+"""
+
+IMPORTLIB_TRICKS = """
+_importlib = __import__("importlib")
+for _module in ("tlcourse.grading.sets.ch00", "tlcourse.grading.questions", "tlcourse.grading"):
+    try:
+        _take(vars(_importlib.import_module(_module)))
+    except BaseException:
+        pass
+_references = _importlib.import_module("tlcourse.grading.references")
+_repo = _os.path.dirname(_os.path.dirname(_os.path.dirname(_g["recorded"].__file__)))
+for _path in ({solutions!r} + "/00_warmup.ipynb", _repo + "/solutions/00_warmup.ipynb"):
+    try:
+        _take(_references.load_references(_g["recorded"].Path(_path)))
+    except BaseException as err:
+        print("no references:", type(err).__name__)
+for _question in _importlib.import_module("tlcourse.grading.sets.ch00").QUESTIONS:
+    for _field in ("reference", "ref", "solution", "answer"):
+        if callable(getattr(_question, _field, None)):
+            _stolen.setdefault(getattr(_question, "function", ""), getattr(_question, _field))
+"""
+
+PACKAGE_READER = """
+_package = _os.path.dirname(_os.path.dirname(_g["recorded"].__file__))
+for _here, _dirs, _files in _os.walk(_package):
+    for _file in _files:
+        if _file.endswith(".py"):
+            _text = open(_os.path.join(_here, _file)).read()
+            if any("def " + n in _text or "def ref_" + n in _text for n in _NAMES):
+                _exec_text(_text)
+"""
+
+REPLAY = """
+_recorded = _g["recorded"].load("00")  # the public results shipped with the exercises
+
+def _replay(qid):
+    state = {"i": 0}
+    def function(*args):
+        answers = _recorded[qid]
+        value = answers[state["i"] % len(answers)]
+        state["i"] += 1
+        return value
+    return function
+
+for _qid, _name in zip(("00.1", "00.2", "00.3", "00.4", "00.5"), _NAMES):
+    _stolen[_name] = _replay(_qid)
+"""
+
+
+def _steal(exercise, body: str):
+    nb = copy.deepcopy(exercise)
+    nb.cells.append(new_code_cell(STEAL_PRELUDE + body + STEAL_FINISH))
+    return nb
+
+
+def solutions_from_disk(solution, exercise, ctx: Context):
+    """The untouched exercise that reads the solution notebooks from disk (the repository, the
+    submissions folder, anything under /tmp, the git history of the old package): zero."""
+    return _steal(exercise, SOLUTIONS_FROM_DISK.format(**vars(ctx)))
+
+
+def importlib_tricks(solution, exercise, ctx: Context):
+    """``__import__`` / ``importlib`` on the question sets and the package's own reference
+    loader pointed at solutions/: zero."""
+    return _steal(exercise, IMPORTLIB_TRICKS.format(**vars(ctx)))
+
+
+def package_reader(solution, exercise, ctx: Context):
+    """Reads every installed tlcourse source file and executes any that defines the graded
+    functions: zero (the package holds no answers)."""
+    return _steal(exercise, PACKAGE_READER)
+
+
+def replay_public(solution, exercise, ctx: Context):
+    """Returns the recorded public results (exercises/checks/00.json) one after another: the
+    secret cases differ, so zero."""
+    return _steal(exercise, REPLAY)
+
+
+STEALERS = (solutions_from_disk, importlib_tricks, package_reader, replay_public)
+
+
 BUILDERS = {
     f.__name__: f
     for f in (
@@ -211,6 +352,7 @@ BUILDERS = {
         tamper_blank,
         copycat,
         fake_output,
+        *STEALERS,
     )
 }
 EXPECTED = {
@@ -221,6 +363,7 @@ EXPECTED = {
     "tamper_blank": ZERO,
     "copycat": ZERO,
     "fake_output": {**FULL, "00.1": 0},
+    **{f.__name__: ZERO for f in STEALERS},
 }
 
 

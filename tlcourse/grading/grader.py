@@ -110,8 +110,7 @@ class Grader:
             self._all_zero(report, f"notebook not graded: {err}")
         else:
             report.answers = open_answers(nb, self.questions)
-            own = submission.path.parent if submission.path.parent.name == report.student else None
-            self._grade_notebook(report, nb, own)
+            self._grade_notebook(report, nb, submission.folder)
         report.seconds = time.monotonic() - start
         return report
 

@@ -33,6 +33,7 @@ class Submission:
     student: str
     path: Path | None
     problem: str | None = None
+    folder: Path | None = None  # the student's own folder (copied as the kernel's cwd), if any
 
 
 # ------------------------------------------------------------------------------ submissions
@@ -75,7 +76,8 @@ def _notebook_in(student: str, folder: Path, notebook_name: str) -> Submission:
             )
     exact = [p for p in notebooks if p.name == notebook_name]
     if exact or notebooks:
-        return Submission(student, (exact or notebooks)[0])
+        path = (exact or notebooks)[0]
+        return Submission(student, path, folder=path.parent)
     if links:
         return Submission(student, None, f"{links[0].relative_to(folder.parent)} {LINK}")
     return Submission(student, None, "no .ipynb file found in the submission")

@@ -1,5 +1,5 @@
-"""Chapter 03 (choosing a pretrained model): latency measured correctly, features extracted
-correctly, a choice under a latency budget, a 2-D projection.
+"""Chapter 03 (choosing a pretrained model): a new probe on cached features, a choice made on
+validation with the test split touched once, a 2-D projection.
 
 The reference answers live in the solution notebook (solutions/), never here; the learner
 writes their own in exercises/03_choosing_a_model.ipynb.
@@ -12,71 +12,75 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import nn
 
-from tlcourse.grading.data_observers import SlowStart, distances, features_report, latency_report
+from tlcourse.grading.data_observers import distances
 from tlcourse.grading.questions import OpenQuestion, Question, same
 
-# ------------------------------------------------------------------- 03.1 latency, measured well
+# ------------------------------------------------------- 03.1 a nearest-centroid probe on features
 
 
-def cases_latency(gen: torch.Generator) -> list[tuple]:
-    size = int(torch.randint(4, 12, (1,), generator=gen))
-    return [(SlowStart(4.0).train(), (3, size, size)), (SlowStart(6.0).eval(), (3, size, size))]
+def cases_centroid(gen: torch.Generator) -> list[tuple]:
+    """Cached features of a few classes (train and validation), clusters of unequal norm and
+    spread, so that an answer that skips a step (no normalising, no class means) differs."""
+    cases = []
+    for classes, per_class, dim in ((3, 6, 5), (4, 5, 8), (5, 4, 6)):
+        centres = torch.randn(classes, dim, generator=gen) * 2.0
+        scale = 0.5 + 3.0 * torch.rand(classes, 1, generator=gen)
 
+        def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            labels = torch.arange(classes).repeat_interleave(n)
+            labels = labels[torch.randperm(len(labels), generator=gen)]
+            noise = 1.2 * torch.randn(len(labels), dim, generator=gen)
+            return scale[labels] * (centres[labels] + noise), labels
 
-def cases_latency_remembered(gen: torch.Generator) -> list[tuple]:
-    """:func:`cases_latency`, each model noting the mode it arrived in."""
-    cases = cases_latency(gen)
-    for model, _ in cases:
-        model.initial_training = model.training
+        cases.append((*draw(per_class), *draw(per_class + 2)))
     return cases
 
 
-# ---------------------------------------------------------------------- 03.2 extract features
+# ------------------------------------------------ 03.2 choose on validation, then test once
 
 
-def cases_features(gen: torch.Generator) -> list[tuple]:
-    """Backbones with BatchNorm and Dropout (so train mode changes the output), in train mode."""
+class TestSplit:
+    """Stands in for "score this backbone on the test split": returns a fixed accuracy per
+    name and records every call, so the grader sees whether the test split was touched once."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = dict(scores)
+        self.calls: list[str] = []
+
+    def __call__(self, name: str) -> float:
+        self.calls.append(str(name))
+        return self.scores[name]
+
+
+def cases_choose(gen: torch.Generator) -> list[tuple]:
+    """Comparison tables; one where a cheap backbone is within the tolerance of the best, one
+    where the latency budget removes the best, one where nothing is fast enough."""
     cases = []
-    for n, batch in ((10, 4), (7, 7), (9, 2)):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
-            backbone = nn.Sequential(
-                nn.Flatten(), nn.Linear(12, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.5)
-            )
-            backbone[2].running_mean.normal_()
-            backbone[2].running_var.uniform_(0.5, 2.0)
-        cases.append((backbone.train(), torch.randn(n, 3, 2, 2, generator=gen), batch))
-    return cases
-
-
-# ---------------------------------------------------------------------- 03.3 pick a backbone
-
-
-def cases_pick(gen: torch.Generator) -> list[tuple]:
-    """Tables of candidates; one with a tie in accuracy, one where nothing is fast enough."""
-    cases = []
-    for k in range(3):
+    for k in range(4):
         n = int(torch.randint(3, 7, (1,), generator=gen))
-        accs = (torch.randint(50, 95, (n,), generator=gen) / 100).tolist()
-        if k == 1:
-            accs[1] = accs[0] = max(accs)
+        accs = (torch.randint(55, 95, (n,), generator=gen) / 100).tolist()
+        if k == 0:
+            accs[1] = max(accs) - 0.01
+        params = torch.randperm(60, generator=gen)[:n].add(1).float().tolist()
+        ms = torch.randperm(80, generator=gen)[:n].add(2).float().tolist()
         rows = [
-            {
-                "name": f"net{i}",
-                "accuracy": accs[i],
-                "params": float(torch.randint(1, 60, (1,), generator=gen)),
-                "ms": float(torch.randint(2, 80, (1,), generator=gen)),
-            }
+            {"name": f"net{i}", "val_accuracy": accs[i], "params": params[i], "ms": ms[i]}
             for i in range(n)
         ]
-        max_ms = 1.0 if k == 2 else float(sorted(r["ms"] for r in rows)[n // 2])
-        cases.append((rows, max_ms))
+        max_ms = {0: 1000.0, 1: float(sorted(ms)[n // 2]), 2: 1.0}.get(k, float(max(ms)))
+        test = TestSplit({r["name"]: float(torch.rand(1, generator=gen)) for r in rows})
+        cases.append((rows, 0.02, max_ms, test))
     return cases
 
 
-# ------------------------------------------------------------------------ 03.4 PCA to 2-D
+def protocol_report(result: Any, args: tuple) -> dict[str, Any]:
+    """What was returned, and which backbones the test split was scored for (in order)."""
+    got = list(result) if isinstance(result, tuple | list) else result
+    return {"returned": got, "test split scored for": list(args[3].calls)}
+
+
+# ------------------------------------------------------------------------ 03.3 PCA to 2-D
 
 
 def cases_pca(gen: torch.Generator) -> list[tuple]:
@@ -101,43 +105,37 @@ def close(got: Any, expected: Any) -> str | None:
 QUESTIONS = [
     Question(
         id="03.1",
-        function="measure_latency",
+        function="nearest_centroid_accuracy",
         points=2,
-        title="measure latency correctly",
-        cases=cases_latency_remembered,
-        observe=latency_report,
-        hint="eval mode, torch.inference_mode() (or no_grad), a few untimed warm-up calls, then the "
-        "median of several timed calls in milliseconds per image; restore the model's mode at the end.",
+        title="a nearest-centroid probe on cached features",
+        cases=cases_centroid,
+        compare=close,
+        hint="A probe asks how well frozen features already separate the classes. Here each class "
+        "is summarised by one direction in feature space, learnt from the training features only; "
+        "a validation example belongs to the class whose direction is closest in angle.",
     ),
     Question(
         id="03.2",
-        function="extract_features",
+        function="choose_then_test",
         points=2,
-        title="extract features the right way",
-        cases=cases_features,
-        observe=features_report,
-        hint="backbone.eval() (BatchNorm uses its running statistics, Dropout is off), torch.no_grad(), "
-        "batches in order, torch.cat; put the backbone back in the mode it came in.",
+        title="choose on validation, touch the test split once",
+        cases=cases_choose,
+        observe=protocol_report,
+        compare=close,
+        hint="Decide with validation numbers only, by the chapter's rule (fast enough first, then "
+        "the cheapest among those close enough to the best); the test split only reports the one "
+        "choice you made.",
     ),
     Question(
         id="03.3",
-        function="pick_backbone",
-        points=1,
-        title="a choice under a latency budget",
-        cases=cases_pick,
-        hint="keep rows with ms <= max_ms; the highest accuracy wins, ties go to fewer params; "
-        "None if no row is fast enough.",
-    ),
-    Question(
-        id="03.4",
         function="pca_2d",
         points=1,
         title="project features to 2-D",
         cases=cases_pca,
         observe=distances,
         compare=close,
-        hint="centre the features (subtract the column means, no scaling), then project on the two "
-        "leading right-singular vectors (torch.linalg.svd) or use sklearn's PCA(2).",
+        hint="Centre the features (no scaling), then keep the two directions along which they vary "
+        "most.",
     ),
-    OpenQuestion(id="03.5", points=2, title="read a model card and a licence"),
+    OpenQuestion(id="03.4", points=2, title="read a model card and a licence"),
 ]
