@@ -25,17 +25,6 @@ def test_unknown_profile_suggests_a_fix(monkeypatch):
         config.get_profile()
 
 
-def test_train_config_is_frozen_and_validated():
-    cfg = config.TrainConfig(epochs=2)
-    with pytest.raises(AttributeError):
-        cfg.epochs = 3  # type: ignore[misc]
-    assert cfg.replace(lr=0.1).lr == 0.1
-    with pytest.raises(config.ConfigError, match="lr"):
-        config.TrainConfig(lr=0)
-    with pytest.raises(config.ConfigError, match="no field"):
-        cfg.replace(lerning_rate=1)
-
-
 def test_cache_home_from_env(tmp_path, monkeypatch):
     monkeypatch.setenv("TLCOURSE_HOME", str(tmp_path / "cache"))
     assert paths.cache_dir("data", "x") == tmp_path / "cache" / "data" / "x"

@@ -76,7 +76,7 @@ def for_backbone(entry, *, train: bool = False, strength: str = "light") -> v2.C
     ``input_size = (C, H, W)`` and optionally ``resize_size``, ``interpolation``): the statistics and sizes come
     from the backbone, never from guesses. The eval transform equals ``zoo.preprocessing(name)``.
 
-    Introduced in notebooks/02_preparing_data.ipynb.
+    Introduced in notebooks/04_image_finetuning.ipynb.
     """
     if train:
         return train_transform(entry.mean, entry.std, int(entry.input_size[-1]), strength=strength)
@@ -150,7 +150,7 @@ def train_transform(
     ``(3, size, size)``. With ``strength="strong"`` a random patch is also erased (after
     normalisation, so the patch is filled with the mean colour).
 
-    Introduced in notebooks/02_preparing_data.ipynb.
+    Introduced in notebooks/04_image_finetuning.ipynb.
     """
     steps = [augmentation(strength, size), eval_transform(mean, std, size)]
     if strength == "strong":

@@ -4,7 +4,7 @@ A callback is any object with some of the hooks ``on_fit_start``, ``on_batch_end
 ``on_epoch_end``, ``on_fit_end``; each receives the :class:`~tlcourse.engine.TrainState`.
 Callbacks run in increasing ``order`` (schedulers are made before a checkpoint resumes them).
 
-Introduced in notebooks/00_welcome.ipynb.
+Introduced in notebooks/04_image_finetuning.ipynb.
 """
 
 from __future__ import annotations

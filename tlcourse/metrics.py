@@ -2,7 +2,7 @@
 error analysis a person checks next: the most confidently wrong examples
 (:func:`most_confident_mistakes`; :func:`tlcourse.plots.mistakes_grid` shows them).
 
-Introduced in notebooks/00_welcome.ipynb.
+Introduced in notebooks/02_preparing_data.ipynb.
 """
 
 from __future__ import annotations

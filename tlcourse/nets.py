@@ -4,7 +4,7 @@ Every image and audio model in the course (the course zoo, wrapped torchvision m
 tiny models of the tests) is a :class:`Classifier`, so head replacement, freezing by block and
 parameter groups work the same way on all of them.
 
-Introduced in notebooks/00_welcome.ipynb.
+Introduced in notebooks/02_preparing_data.ipynb.
 """
 
 from __future__ import annotations

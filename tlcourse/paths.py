@@ -4,7 +4,7 @@ The cache lives under ``$TLCOURSE_HOME`` if set, else in the user's cache folder
 (``~/.cache/tlcourse`` on Linux). Files shipped inside the package (course backbones,
 compressed speech clips, the text corpus) live under :func:`assets_dir`.
 
-Introduced in notebooks/00_welcome.ipynb.
+Introduced in notebooks/05_keras_and_fastai.ipynb.
 """
 
 from __future__ import annotations

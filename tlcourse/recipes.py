@@ -5,7 +5,7 @@ already has the target's ``num_classes`` (see :func:`tlcourse.zoo.load` or
 :func:`tlcourse.surgery.replace_head`) and returns a :class:`~tlcourse.engine.History` whose
 rows carry a ``stage`` name and a running ``epoch`` count.
 
-Introduced in notebooks/01_what_is_transfer.ipynb; used throughout the course.
+Introduced in notebooks/00_welcome.ipynb; used throughout the course.
 """
 
 from __future__ import annotations

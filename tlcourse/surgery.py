@@ -3,7 +3,7 @@
 Works on any ``nn.Module``; the depth-based helpers expect the course's
 :class:`~tlcourse.nets.Classifier` (``model.backbone`` = named blocks, ``model.head``).
 
-Introduced in notebooks/00_welcome.ipynb.
+Introduced in notebooks/01_what_is_transfer.ipynb.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ A task names its data (and backbone) for both profiles; ``load(profile)`` return
 * :class:`TextTask` / :data:`TEXT_TASK` (chapter 07): quick: the ``tickets`` corpus;
   full: SST-2 (its labelled dev set is the test split; val is held out of train).
 
-Introduced in notebooks/04_image_finetuning.ipynb.
+Introduced in notebooks/02_preparing_data.ipynb.
 """
 
 from __future__ import annotations

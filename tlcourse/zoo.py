@@ -59,7 +59,7 @@ def entry(name: str) -> ZooEntry:
 def load_backbone(name: str) -> nn.Module:
     """The pretrained backbone of ``name`` (maps inputs ``(N, ...)`` to features ``(N, D)``).
 
-    Introduced in notebooks/01_what_is_transfer.ipynb.
+    Introduced in notebooks/02_preparing_data.ipynb.
     """
     return entry(name).load_backbone()
 
@@ -70,7 +70,7 @@ def load(name: str, num_classes: int, pretrained: bool = True) -> nn.Module:
     With ``pretrained=False`` the backbone keeps its random initialisation (the from-scratch
     baseline of the same architecture). Logits have shape ``(N, num_classes)``.
 
-    Introduced in notebooks/01_what_is_transfer.ipynb.
+    Introduced in notebooks/00_welcome.ipynb.
     """
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}.")

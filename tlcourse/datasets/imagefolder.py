@@ -6,7 +6,7 @@ wrong layout, an empty class folder, an unreadable image) and says how to fix ea
 once into uint8 tensors, cached next to the tree, so short training runs are not spent
 decoding PNG files.
 
-Introduced in notebooks/02_preparing_data.ipynb.
+Introduced in notebooks/13_export_and_deployment.ipynb.
 """
 
 from __future__ import annotations

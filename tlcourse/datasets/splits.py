@@ -1,7 +1,7 @@
 """The split helpers, in one place: labels of a dataset, subsets, few labels per class,
 stratified fractions, overlap checks. Deterministic from a seed, leak-free.
 
-Introduced in notebooks/02_preparing_data.ipynb.
+Introduced in notebooks/00_welcome.ipynb.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def labels_per_class_subset(targets: ArrayLike, k: int, seed: int = 0) -> np.nda
     with the same seed keeps the examples of a smaller one (nested subsets, so learning curves
     compare like with like). Raises ``ValueError`` naming the class that has fewer than ``k``.
 
-    Introduced in notebooks/01_what_is_transfer.ipynb.
+    Introduced in notebooks/00_welcome.ipynb.
     """
     labels = _as_labels(targets)
     if k < 1:
