@@ -1,27 +1,59 @@
 """``python -m tlcourse <command>``: doctor | data | zoo | release | grade.
 
-Each command lives in its topic module as ``cli_main(argv) -> int`` and is imported only
-when called, so ``python -m tlcourse doctor`` stays fast.
+Each command lives in its topic module as ``cli_main(argv) -> int``, imported (explicitly, by
+the small function below) only when called, so ``python -m tlcourse doctor`` stays fast.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
+from collections.abc import Callable
 
-COMMANDS = {
-    "doctor": (
-        "tlcourse.doctor",
-        "check the environment: versions, device, profile, cache, offline assets",
-    ),
-    "data": ("tlcourse.datasets.catalog", "list, describe or prepare the course datasets"),
-    "zoo": ("tlcourse.zoo", "list the pretrained backbones, show a card, build a course backbone"),
-    "release": ("tlcourse.grading.release", "regenerate exercises/ from solutions/"),
-    "grade": (
-        "tlcourse.grading.grader",
-        "grade a folder of submitted notebooks into a gradebook CSV",
-    ),
-    "predict": ("tlcourse.predict", "classify a folder of images with an exported ONNX model"),
+
+# Each command's cli_main is imported only when called, so `python -m tlcourse doctor` stays fast.
+def _doctor(argv: list[str]) -> int:
+    from tlcourse.doctor import cli_main
+
+    return cli_main(argv)
+
+
+def _data(argv: list[str]) -> int:
+    from tlcourse.datasets.catalog import cli_main
+
+    return cli_main(argv)
+
+
+def _zoo(argv: list[str]) -> int:
+    from tlcourse.zoo import cli_main
+
+    return cli_main(argv)
+
+
+def _release(argv: list[str]) -> int:
+    from tlcourse.grading.release import cli_main
+
+    return cli_main(argv)
+
+
+def _grade(argv: list[str]) -> int:
+    from tlcourse.grading.grader import cli_main
+
+    return cli_main(argv)
+
+
+def _predict(argv: list[str]) -> int:
+    from tlcourse.predict import cli_main
+
+    return cli_main(argv)
+
+
+COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "doctor": (_doctor, "check the environment: versions, device, profile, cache, offline assets"),
+    "data": (_data, "list, describe or prepare the course datasets"),
+    "zoo": (_zoo, "list the pretrained backbones, show a card, build a course backbone"),
+    "release": (_release, "regenerate exercises/ from solutions/"),
+    "grade": (_grade, "grade a folder of submitted notebooks into a gradebook CSV"),
+    "predict": (_predict, "classify a folder of images with an exported ONNX model"),
 }
 
 
@@ -43,9 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"Unknown command {name!r}.\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
     try:
-        return int(module.cli_main(rest) or 0)
+        return int(COMMANDS[name][0](rest) or 0)
     except (KeyError, ValueError, OSError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
