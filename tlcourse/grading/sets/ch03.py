@@ -19,6 +19,14 @@ from tlcourse.grading.questions import OpenQuestion, Question, same
 # ------------------------------------------------------- 03.1 a nearest-centroid probe on features
 
 
+def _cluster_draw(gen: torch.Generator, centres: torch.Tensor, scale: torch.Tensor, n: int):
+    """``n`` points per class around ``centres (K, D)``, each class stretched by ``scale (K, 1)``."""
+    labels = torch.arange(len(centres)).repeat_interleave(n)
+    labels = labels[torch.randperm(len(labels), generator=gen)]
+    noise = 1.2 * torch.randn(len(labels), centres.shape[1], generator=gen)
+    return scale[labels] * (centres[labels] + noise), labels
+
+
 def cases_centroid(gen: torch.Generator) -> list[tuple]:
     """Cached features of a few classes (train and validation), clusters of unequal norm and
     spread, so that an answer that skips a step (no normalising, no class means) differs."""
@@ -26,14 +34,8 @@ def cases_centroid(gen: torch.Generator) -> list[tuple]:
     for classes, per_class, dim in ((3, 6, 5), (4, 5, 8), (5, 4, 6)):
         centres = torch.randn(classes, dim, generator=gen) * 2.0
         scale = 0.5 + 3.0 * torch.rand(classes, 1, generator=gen)
-
-        def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-            labels = torch.arange(classes).repeat_interleave(n)
-            labels = labels[torch.randperm(len(labels), generator=gen)]
-            noise = 1.2 * torch.randn(len(labels), dim, generator=gen)
-            return scale[labels] * (centres[labels] + noise), labels
-
-        cases.append((*draw(per_class), *draw(per_class + 2)))
+        train = _cluster_draw(gen, centres, scale, per_class)
+        cases.append((*train, *_cluster_draw(gen, centres, scale, per_class + 2)))
     return cases
 
 
@@ -54,21 +56,27 @@ class TestSplit:
 
 
 def cases_choose(gen: torch.Generator) -> list[tuple]:
-    """Comparison tables; one where a cheap backbone is within the tolerance of the best, one
-    where the latency budget removes the best, one where nothing is fast enough."""
+    """Comparison tables in which the most accurate row, the cheapest row and the cheapest row
+    within the tolerance are three different rows; the latency budget is loose, tight (it
+    removes the most accurate row) or impossible."""
     cases = []
-    for k in range(4):
-        n = int(torch.randint(3, 7, (1,), generator=gen))
-        accs = (torch.randint(55, 95, (n,), generator=gen) / 100).tolist()
-        if k == 0:
-            accs[1] = max(accs) - 0.01
-        params = torch.randperm(60, generator=gen)[:n].add(1).float().tolist()
-        ms = torch.randperm(80, generator=gen)[:n].add(2).float().tolist()
+    for budget in ("loose", "tight", "impossible", "loose"):
+        n = int(torch.randint(4, 7, (1,), generator=gen))
+        accs = (torch.randint(60, 90, (n,), generator=gen) / 100).tolist()
+        params = torch.randperm(60, generator=gen)[:n].add(3).float().tolist()
+        ms = torch.randperm(80, generator=gen)[:n].add(10).float().tolist()
+        best, close_cheap, cheapest = torch.randperm(n, generator=gen)[:3].tolist()
+        accs[best] = 0.95
+        accs[close_cheap], params[close_cheap] = 0.94, 2.0
+        accs[cheapest], params[cheapest] = 0.55, 1.0
+        if budget == "tight":
+            ms[best] = 200.0
+            ms[close_cheap] = 150.0  # also too slow: the rule falls back to the others
+        max_ms = {"loose": 1000.0, "tight": 100.0, "impossible": 1.0}[budget]
         rows = [
             {"name": f"net{i}", "val_accuracy": accs[i], "params": params[i], "ms": ms[i]}
             for i in range(n)
         ]
-        max_ms = {0: 1000.0, 1: float(sorted(ms)[n // 2]), 2: 1.0}.get(k, float(max(ms)))
         test = TestSplit({r["name"]: float(torch.rand(1, generator=gen)) for r in rows})
         cases.append((rows, 0.02, max_ms, test))
     return cases
