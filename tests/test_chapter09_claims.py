@@ -31,7 +31,7 @@ QV = ("query", "value")
 ALL_LINEAR = ("query", "key", "value", "intermediate.dense", "output.dense")
 LORA_CONFIGS = [(QV, 2), (QV, 16), (ALL_LINEAR, 4)]
 LR_FULL, LR_LORA = 1e-4, 3e-3
-RATIO = 0.95  # the notebook's tolerance (one seed, 372 test messages)
+RATIO = 0.90  # the notebook's tolerance (one seed, 372 test messages; the run shows about 0.95)
 
 
 def grouped_batches(split, tokenizer) -> list[tuple[torch.Tensor, torch.Tensor]]:
