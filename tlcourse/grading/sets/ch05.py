@@ -105,7 +105,7 @@ def cases_freeze_to(gen: torch.Generator) -> list[tuple]:
 
 
 def cases_group_lrs(gen: torch.Generator) -> list[tuple]:
-    hi = 10.0 ** -float(torch.randint(2, 4, (1,), generator=gen))
+    hi = 10.0 ** -float(torch.empty(1).uniform_(2.0, 4.0, generator=gen))
     return [(slice(hi / 100, hi), 3), (slice(None, hi), 4), (hi, 2), (slice(hi / 10, hi), 5)]
 
 
