@@ -50,8 +50,10 @@ def test_notebook_follows_the_chapter_standard():
 @pytest.fixture(scope="module")
 def task():
     from tlcourse import hf
+    from tlcourse.tasks import TEXT_TASK
 
-    train, test = text_models.load_task("quick")
+    data = TEXT_TASK.load("quick")
+    train, test = data.train, data.test
     subsets = {k: text_models.few_shot(train, k, seed=0) for k in COUNTS}
     texts = sorted({t for s in subsets.values() for t in s.texts} | set(test.texts))
     embeddings = dict(zip(texts, hf.cached_encode(texts, max_length=MAX_LENGTH), strict=True))
