@@ -7,9 +7,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from tlcourse.grading import recorded
 from tlcourse.grading.cells import FormatError, annotate, strip_solutions
+from tlcourse.grading.questions import PUBLIC_SEED, Question, question_set
+from tlcourse.grading.references import load_references, reference_source
 from tlcourse.grading.release import cli_main, release_notebook
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +119,79 @@ SOLVED = new_code_cell(
 def test_malformed_solutions_get_clear_errors(cells, message):
     with pytest.raises(FormatError, match=message):
         annotate(_nb(*cells), "00")
+
+
+# ------------------------------------------------------------- references and recorded results
+
+
+def test_references_come_from_the_solution_notebook_only():
+    """The graded functions are rebuilt from the solution's imports, defs and call-free
+    constants; the notebook's other statements (data, training) never run."""
+    nb = _nb(
+        new_code_cell("import math\nLIMIT = 3\nexpensive = open('/nonexistent')  # never runs"),
+        new_code_cell(
+            "def count_trainable(m):\n    ### BEGIN SOLUTION\n    return math.floor(LIMIT)\n"
+            "    ### END SOLUTION"
+        ),
+        new_code_cell('check("00.1", count_trainable)'),
+    )
+    source = reference_source(nb)
+    assert "LIMIT = 3" in source and "open(" not in source and "check(" not in source
+
+
+def test_a_reference_reading_notebook_state_gets_a_clear_error(tmp_path):
+    nb = _nb(
+        new_code_cell("import torch\nmodel = torch.nn.Linear(2, 2)"),
+        new_code_cell(
+            "def count_trainable(m):\n    ### BEGIN SOLUTION\n    return model.weight.numel()\n"
+            "    ### END SOLUTION"
+        ),
+    )
+    path = tmp_path / "00_warmup.ipynb"
+    nbformat.write(nb, str(path))
+    with pytest.raises(
+        FormatError, match=r"count_trainable\(\) reads the global 'model'.*argument"
+    ):
+        load_references(path, ["count_trainable"])
+    with pytest.raises(FormatError, match=r"no top-level `def freeze_backbone"):
+        load_references(path, ["freeze_backbone"])
+
+
+def test_recorded_results_are_data_and_match_the_cases():
+    """exercises/checks/NN.json + .safetensors: JSON and tensors only, one observation per
+    public case of every auto-graded question."""
+    for path in SOLUTIONS:
+        chapter = path.name[:2]
+        stem = ROOT / "exercises" / "checks" / chapter
+        assert Path(f"{stem}.json").is_file(), f"run `python -m tlcourse release` ({path.name})"
+        data = recorded.load(chapter)
+        for q in question_set(chapter):
+            if isinstance(q, Question):
+                cases = q.cases(torch.Generator().manual_seed(PUBLIC_SEED))
+                assert len(data[q.id]) == len(cases), q.id
+
+
+def test_secret_cases_differ_from_the_public_ones():
+    """A submission that replays the public answers must fail on the grader's cases: every
+    question's cases depend on the seed."""
+    for path in SOLUTIONS:
+        for q in question_set(path.name[:2]):
+            if isinstance(q, Question):
+                public = q.cases(torch.Generator().manual_seed(PUBLIC_SEED))
+                secret = q.cases(torch.Generator().manual_seed(12345))
+                assert _fingerprint(public) != _fingerprint(secret), f"{q.id}: cases ignore gen"
+
+
+def _fingerprint(cases) -> str:
+    parts = []
+    for args in cases:
+        for arg in args:
+            if isinstance(arg, torch.Tensor):
+                parts.append(str(arg.flatten()[:50].tolist()))
+            elif isinstance(arg, torch.nn.Module):
+                parts.append(str([p.flatten()[:5].tolist() for p in arg.parameters()]))
+                parts.append(str([p.requires_grad for p in arg.parameters()]))
+                parts.append(repr(arg))
+            else:
+                parts.append(repr(arg))
+    return "|".join(parts)
