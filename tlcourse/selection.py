@@ -44,7 +44,10 @@ class Candidate:
 
 def resized_entry(name: str, size: int | None = None):
     """The zoo entry of ``name``, set to take ``size x size`` inputs if ``size`` is given
-    (resize the short side, centre-crop; same normalisation)."""
+    (resize the short side, centre-crop; same normalisation).
+
+    Introduced in notebooks/03_choosing_a_model.ipynb.
+    """
     from tlcourse import zoo
 
     entry = zoo.entry(name)
