@@ -37,6 +37,7 @@ import secrets
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -64,6 +65,7 @@ from tlcourse.grading.submissions import (
 )
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+REFERENCE_LOCK = threading.Lock()
 
 
 # -------------------------------------------------------------------------------- one student
@@ -139,10 +141,11 @@ class Grader:
         io_dir.mkdir()
         seed = self.seed if self.seed is not None else secrets.randbits(62)
         expected, graded = {}, [q for q in self.questions if isinstance(q, Question)]
-        for q in graded:
-            cases = q.cases(torch.Generator().manual_seed(seed))
-            torch.save(cases, io_dir / f"cases_{q.id}.pt")
-            expected[q.id] = [observe(q, self.references[q.function], a) for a in cases]
+        with REFERENCE_LOCK:  # one submission at a time (torch.export & co. are not thread-safe)
+            for q in graded:
+                cases = q.cases(torch.Generator().manual_seed(seed))
+                torch.save(cases, io_dir / f"cases_{q.id}.pt")
+                expected[q.id] = [observe(q, self.references[q.function], a) for a in cases]
         job = {
             "root": str(root),
             "work": str(work),
