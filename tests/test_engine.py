@@ -184,3 +184,24 @@ def test_mixed_precision_on_cuda_uses_fp16_and_a_grad_scaler():
     m = model().cuda()
     history = fit(m, loader(n=64), epochs=3, lr=1e-2, mixed_precision=True, device="cuda")
     assert history.last("train_loss") < history.series("train_loss")[0]
+
+
+def test_several_inputs_reach_the_model_as_a_tuple():
+    """A multi-input model (e.g. fusion) gets x = (image, extra) as the loader gives it."""
+
+    class TwoInputs(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net, self.extra = _linear(), nn.Linear(2, 3)
+
+        def forward(self, x):
+            image, extra = x
+            return self.net(image) + self.extra(extra)
+
+    x, y = blobs(32).tensors
+    data = DataLoader(TensorDataset(x, torch.randn(32, 2), y), batch_size=8)
+    pairs = [((xb, eb), yb) for xb, eb, yb in data]
+    history = fit(TwoInputs(), pairs, epochs=2, lr=1e-2)
+    assert len(history) == 2
+    logits, _ = predict(TwoInputs(), pairs)
+    assert logits.shape == (32, 3)

@@ -123,7 +123,7 @@ def train_step(
     With ``accumulate > 1`` the loss is divided by ``accumulate`` and the optimizer steps only
     when ``update`` is true (the last micro-batch of a group).
     """
-    batch = [t.to(device, non_blocking=True) if isinstance(t, torch.Tensor) else t for t in batch]
+    batch = [to_device(t, device) for t in batch]
     x, y = batch[0], batch[1]
     with autocast():
         logits = model(x)
@@ -161,6 +161,17 @@ def train_step(
         int((logits.argmax(-1) == y).sum()) if y.dim() == 1 and not y.is_floating_point() else 0
     )
     return value * n, correct, n
+
+
+def to_device(value: Any, device) -> Any:
+    """``value`` on ``device``: a tensor, or tuples / lists / dicts of tensors (multi-input)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, list | tuple):
+        return type(value)(to_device(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    return value
 
 
 def fit(
@@ -301,7 +312,7 @@ def predict(
     for batch in loader:
         if not logits:
             check_batch(model, batch, "predict", labels=False)
-        logits.append(model(batch[0].to(device)).float().cpu())
+        logits.append(model(to_device(batch[0], device)).float().cpu())
         targets.append(batch[1])
     model.train(was_training)
     if not logits:

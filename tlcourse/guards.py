@@ -88,6 +88,8 @@ def check_batch(model: nn.Module, batch: Any, where: str, labels: bool = True) -
             "DataLoader over a Dataset whose items are (input, label) gives that."
         )
     x, y = batch[0], batch[1]
+    if _tensors(x) and isinstance(y, torch.Tensor) and not isinstance(x, torch.Tensor):
+        return  # several inputs (a tuple or dict of tensors): the model's forward checks them
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
         raise TypeError(
             f"{where}: x and y must be tensors, got {type(x).__name__} and {type(y).__name__}; "
@@ -109,6 +111,18 @@ def check_batch(model: nn.Module, batch: Any, where: str, labels: bool = True) -
         raise ValueError(f"{where}: x has {len(x)} examples but y has {len(y)}: pair them 1:1.")
     if labels:
         check_label_dtype(y, where)
+
+
+def _tensors(x: Any) -> bool:
+    """True for a tensor, or a non-empty tuple / list / dict of tensors (a multi-input model)."""
+    items = list(x.values()) if isinstance(x, dict) else x
+    if isinstance(items, torch.Tensor):
+        return True
+    return (
+        isinstance(items, list | tuple)
+        and bool(items)
+        and all(isinstance(t, torch.Tensor) for t in items)
+    )
 
 
 def _check_channels(model: nn.Module, x: torch.Tensor, where: str) -> None:
