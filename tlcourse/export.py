@@ -281,6 +281,12 @@ def load_state(
     return json.loads(meta.get("info", "{}"))
 
 
+def _number(value: Any) -> str:
+    if not isinstance(value, float):
+        return str(value)
+    return f"{value:.2e}" if value and abs(value) < 1e-3 else f"{value:.4f}"
+
+
 def card_path(artefact: str | os.PathLike) -> Path:
     """Where the card of ``artefact`` lives: ``model.onnx`` -> ``model.onnx.md``, beside it."""
     artefact = Path(artefact)
@@ -323,7 +329,7 @@ def write_card(
         recipe,
         "",
         "## Metrics",
-        *[f"- {k}: {v:.4f}" if isinstance(v, float) else f"- {k}: {v}" for k, v in metrics.items()],
+        *[f"- {k}: {_number(v)}" for k, v in metrics.items()],
         "",
         "## Preprocessing",
         preprocessing,
