@@ -1,7 +1,6 @@
 """Knowledge distillation (Hinton, Vinyals & Dean 2015): a teacher's soft targets train a student.
 
-The teacher's logits are computed once (:func:`teacher_logits`) and travel with the images
-(:class:`WithTeacher`); :func:`fit_student` trains the student on
+The teacher's logits are computed once and travel with the images (:class:`WithTeacher`); :func:`fit_student` trains the student on
 ``alpha * kd_loss + (1 - alpha) * cross-entropy``. With ``alpha = 0`` the same loop trains the
 student alone on the hard labels: the fair baseline, at the same budget. Examples without a
 label (target ``-1``) contribute only through the teacher.
@@ -11,7 +10,7 @@ Introduced in notebooks/08_fusion_and_distillation.ipynb.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -19,7 +18,7 @@ from torch.nn import functional as F
 from torch.optim.lr_scheduler import OneCycleLR
 from torch.utils.data import Dataset
 
-from tlcourse.engine import History, predict
+from tlcourse.engine import History
 from tlcourse.progress import progress_bar
 
 UNLABELLED = -1
@@ -100,18 +99,6 @@ class WithTeacher(Dataset):
     def __getitem__(self, i: int):
         x, y = self.dataset[i][:2]
         return x, (y if self.labelled else UNLABELLED), self.logits[i]
-
-
-def teacher_logits(teachers: Sequence[nn.Module], loader: Iterable) -> torch.Tensor:
-    """The teacher's logits over an *unshuffled* ``loader``: ``(N, C)``.
-
-    Several teachers (an ensemble) give the log of their mean probability, which is a valid
-    logit vector for the averaged distribution.
-    """
-    if not teachers:
-        raise ValueError("Give at least one teacher model.")
-    probs = torch.stack([predict(t, loader, device="cpu")[0].softmax(-1) for t in teachers])
-    return probs.mean(0).clamp_min(1e-12).log()
 
 
 def fit_student(
