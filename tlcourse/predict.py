@@ -190,10 +190,14 @@ def cli_main(argv: list[str]) -> int:
     )
     parser.add_argument("model", help="the .onnx file written by tlcourse.export.to_onnx")
     parser.add_argument("folder", help="folder of images (searched recursively)")
-    parser.add_argument("--csv", default="predictions.csv", help="where to write the CSV")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--csv", default="predictions.csv", help="where to write the CSV (default: %(default)s)"
+    )
+    parser.add_argument("--batch-size", type=int, default=64, help="images per onnxruntime call")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime CPU threads")
     args = parser.parse_args(argv)
+    if args.batch_size < 1 or args.threads < 1:
+        parser.error("--batch-size and --threads must be at least 1")
     try:
         rows = classify_folder(
             args.model, args.folder, batch_size=args.batch_size, threads=args.threads
