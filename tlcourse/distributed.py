@@ -92,12 +92,16 @@ def read_env(environ: Mapping[str, str] | None = None) -> DistEnv:
 
 
 def pick_device(env: DistEnv) -> torch.device:
-    """``cuda:<local_rank>`` when CUDA GPUs are present, else the CPU."""
-    if torch.cuda.is_available():
+    """``cuda:<local_rank>`` when CUDA GPUs are present, else the CPU.
+
+    ``$TLCOURSE_DEVICE=cpu`` keeps every rank on the CPU (gloo), e.g. with fewer GPUs than ranks.
+    """
+    if torch.cuda.is_available() and os.environ.get("TLCOURSE_DEVICE", "") != "cpu":
         if env.local_rank >= torch.cuda.device_count():
             raise ValueError(
                 f"Local rank {env.local_rank} has no GPU (only {torch.cuda.device_count()}): "
-                "start at most one process per GPU (--nproc_per_node=gpu)."
+                "start at most one process per GPU (--nproc_per_node=gpu), or set "
+                "TLCOURSE_DEVICE=cpu to run every rank on the CPU."
             )
         return torch.device("cuda", env.local_rank)
     return torch.device("cpu")
