@@ -1,6 +1,6 @@
 """The claim of notebooks/09_parameter_efficient.ipynb, checked outside the notebook.
 
-On MiniLM and the tickets task, with the notebook's budget (32 labels per class, batches of 16
+On MiniLM and the tickets task, with the notebook's budget (16 labels per class, batches of 8
 grouped by length, 3 epochs, AdamW at the family's learning rate): the LoRA configuration chosen
 on the validation split reaches at least ``RATIO`` of full fine-tuning's test accuracy while
 training under 1 % of the parameters.
@@ -26,12 +26,12 @@ pytestmark = [
     pytest.mark.skipif(not hf.minilm_available(), reason="needs the offline MiniLM package"),
 ]
 
-MAX_LENGTH, LABELS_PER_CLASS, BATCH_SIZE, EPOCHS, ALPHA = 48, 32, 16, 3, 16
+MAX_LENGTH, LABELS_PER_CLASS, BATCH_SIZE, EPOCHS, ALPHA = 48, 16, 8, 3, 16
 QV = ("query", "value")
 ALL_LINEAR = ("query", "key", "value", "intermediate.dense", "output.dense")
 LORA_CONFIGS = [(QV, 2), (QV, 16), (ALL_LINEAR, 4)]
 LR_FULL, LR_LORA = 1e-4, 3e-3
-RATIO = 0.90  # the notebook's tolerance (one seed, 372 test messages; the run shows about 0.95)
+RATIO = 0.90  # the notebook's tolerance (one seed, a few hundred test messages)
 
 
 def grouped_batches(split, tokenizer) -> list[tuple[torch.Tensor, torch.Tensor]]:
