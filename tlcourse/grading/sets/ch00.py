@@ -102,8 +102,8 @@ QUESTIONS = [
         points=1,
         title="normalise an image batch",
         cases=cases_normalize,
-        hint="subtract the mean and divide by the std of each channel; reshape them to "
-        "(1, C, 1, 1) so they broadcast over (N, C, H, W).",
+        hint="each channel is shifted and scaled by its own statistics: the C numbers must line "
+        "up with the channel axis of (N, C, H, W) (dim 1), not with its last axis.",
     ),
     Question(
         id="00.5",

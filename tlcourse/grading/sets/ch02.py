@@ -1,5 +1,5 @@
-"""Chapter 02 (preparing data): matched preprocessing, class weights, a leak-free split,
-per-class recall, balanced sampling weights.
+"""Chapter 02 (preparing data): cached inputs moved to another backbone, class weights for a
+deployment prior, groups of near-duplicates, per-class recall, balanced sampling weights.
 
 The reference answers live in the solution notebook (solutions/), never here; the learner
 writes their own in exercises/02_preparing_data.ipynb.
@@ -9,44 +9,50 @@ Introduced in exercises/02_preparing_data.ipynb.
 
 from __future__ import annotations
 
+import math
 import types
 
+import numpy as np
 import torch
 
 from tlcourse.grading.data_observers import (
-    applied,
     as_float32,
     normalised_weights,
-    split_properties,
 )
-from tlcourse.grading.questions import OpenQuestion, Question
+from tlcourse.grading.questions import OpenQuestion, Question, same
 
 
 def _int(gen: torch.Generator, low: int, high: int) -> int:
     return int(torch.randint(low, high, (1,), generator=gen))
 
 
-# ------------------------------------------------------------- 02.1 preprocessing for a backbone
+# ------------------------------------------------------- 02.1 cached inputs, another backbone
 
 
-def cases_entry(gen: torch.Generator) -> list[tuple]:
-    """Backbone descriptions with random statistics and input sizes."""
+def _entry(gen: torch.Generator, size: int) -> types.SimpleNamespace:
+    mean = [round(v, 3) for v in (torch.rand(3, generator=gen) * 0.6 + 0.2).tolist()]
+    std = [round(v, 3) for v in (torch.rand(3, generator=gen) * 0.25 + 0.1).tolist()]
+    return types.SimpleNamespace(name="candidate", mean=mean, std=std, input_size=(3, size, size))
+
+
+def cases_reprocess(gen: torch.Generator) -> list[tuple]:
+    """A batch normalised for one random backbone description, and another description."""
     cases = []
-    for _ in range(3):
-        mean = [round(v, 3) for v in (torch.rand(3, generator=gen) * 0.6 + 0.2).tolist()]
-        std = [round(v, 3) for v in (torch.rand(3, generator=gen) * 0.25 + 0.1).tolist()]
-        size = _int(gen, 8, 33)
-        cases.append(
-            (
-                types.SimpleNamespace(
-                    name="candidate", mean=mean, std=std, input_size=(3, size, size)
-                ),
-            )
-        )
+    for n in (2, 5, 3):
+        size = _int(gen, 4, 17)
+        old, new = _entry(gen, size), _entry(gen, size)
+        pixels = torch.randint(0, 256, (n, 3, size, size), generator=gen) / 255
+        mean, std = torch.tensor(old.mean).view(1, 3, 1, 1), torch.tensor(old.std).view(1, 3, 1, 1)
+        cases.append(((pixels - mean) / std, old, new))
     return cases
 
 
-# ------------------------------------------------------------------------ 02.2 class weights
+def close(got: object, expected: object) -> str | None:
+    """:func:`same` with a float32 tolerance (the operations may run in another order)."""
+    return same(got, expected, rtol=1e-4, atol=1e-4)
+
+
+# ------------------------------------------------------------- 02.2 weights for a class prior
 
 
 def cases_targets(gen: torch.Generator) -> list[tuple]:
@@ -59,18 +65,54 @@ def cases_targets(gen: torch.Generator) -> list[tuple]:
     return cases
 
 
-# ---------------------------------------------------------------------- 02.3 leak-free split
-
-
-def cases_groups(gen: torch.Generator) -> list[tuple]:
-    """Group ids (originals with 1-5 copies each), shuffled, and a test fraction."""
+def cases_prior(gen: torch.Generator) -> list[tuple]:
+    """Imbalanced labels and deployment frequencies: random ones, and a uniform prior."""
     cases = []
-    for n_groups, fraction in ((40, 0.2), (25, 0.3), (60, 0.25)):
-        sizes = torch.randint(1, 6, (n_groups,), generator=gen)
-        groups = torch.repeat_interleave(torch.arange(n_groups), sizes)
-        groups = groups[torch.randperm(len(groups), generator=gen)].numpy()
-        cases.append((groups, fraction, _int(gen, 0, 1000)))
+    for i, (targets, num_classes) in enumerate(cases_targets(gen)):
+        prior = torch.rand(num_classes, generator=gen) + 0.05
+        if i == 1:
+            prior = torch.ones(num_classes)
+        cases.append((targets, prior / prior.sum()))
     return cases
+
+
+# ------------------------------------------------------------ 02.3 groups of near-duplicates
+
+
+def _orthonormal_pair(gen: torch.Generator, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    q, _ = torch.linalg.qr(torch.randn(dim, 2, generator=gen))
+    return q[:, 0], q[:, 1]
+
+
+def cases_duplicates(gen: torch.Generator) -> list[tuple]:
+    """Random originals with 1-3 noisy copies each, plus a chain (neighbours above the threshold,
+    its ends below), rows shuffled."""
+    cases = []
+    for n_originals, dim, threshold in ((6, 8, 0.9), (10, 16, 0.95), (8, 12, 0.9)):
+        rows = []
+        for base in torch.randn(n_originals, dim, generator=gen):
+            for _ in range(_int(gen, 1, 4)):
+                rows.append(base + 0.03 * base.norm() * torch.randn(dim, generator=gen))
+        step = 0.9 * math.acos(threshold)
+        a, b = _orthonormal_pair(gen, dim)
+        rows += [math.cos(k * step) * a + math.sin(k * step) * b for k in range(4)]
+        features = torch.stack(rows) * (torch.rand(len(rows), 1, generator=gen) + 0.5)
+        cases.append((features[torch.randperm(len(rows), generator=gen)], threshold))
+    return cases
+
+
+def partition(result: object, args: tuple) -> object:
+    """The grouping, whatever the numbering: ids renumbered in order of first appearance."""
+    try:
+        ids = np.asarray(
+            result.detach().cpu() if isinstance(result, torch.Tensor) else result
+        ).ravel()
+    except (TypeError, ValueError):
+        return {"error": f"expected one group id per row, got {type(result).__name__}"}
+    if len(ids) != len(args[0]):
+        return {"error": f"expected {len(args[0])} group ids, got {len(ids)}"}
+    first: dict = {}
+    return [first.setdefault(i.item() if hasattr(i, "item") else i, len(first)) for i in ids]
 
 
 # --------------------------------------------------------------------- 02.4 per-class recall
@@ -97,32 +139,34 @@ def cases_sample_weights(gen: torch.Generator) -> list[tuple]:
 QUESTIONS = [
     Question(
         id="02.1",
-        function="preprocessing_for",
+        function="reprocess",
         points=2,
-        title="preprocessing that matches a backbone",
-        cases=cases_entry,
-        observe=applied,
-        hint="scale uint8 to [0, 1] first (v2.ToDtype(torch.float32, scale=True)), then "
-        "v2.Normalize with the entry's own mean and std; the result must be float32.",
+        title="cached inputs, another backbone",
+        cases=cases_reprocess,
+        observe=as_float32,
+        compare=close,
+        hint="both backbones start from the same [0, 1] pixels; a per-channel normalisation can be "
+        "undone, and its statistics must broadcast over (N, 3, H, W).",
     ),
     Question(
         id="02.2",
-        function="class_weights",
+        function="prior_weights",
         points=1,
-        title="balanced class weights",
-        cases=cases_targets,
-        observe=as_float32,
-        hint="weight of class c = number of examples / (num_classes * count of c); torch.bincount counts.",
+        title="weights for the class mix you will meet",
+        cases=cases_prior,
+        observe=normalised_weights,
+        hint="a class's total weight in the loss is its weight times its count in training; the "
+        "chapter's balanced weights are the case of a uniform prior.",
     ),
     Question(
         id="02.3",
-        function="group_split",
+        function="duplicate_groups",
         points=2,
-        title="a split without leaks",
-        cases=cases_groups,
-        observe=split_properties,
-        hint="split the *originals* (unique group ids), not the rows; sklearn's GroupShuffleSplit "
-        "does exactly this.",
+        title="groups a dataset does not record",
+        cases=cases_duplicates,
+        observe=partition,
+        hint="'same group' is transitive: a copy of a copy belongs with the original even when the "
+        "two are not similar enough themselves (think of the pairs as edges of a graph).",
     ),
     Question(
         id="02.4",

@@ -1,5 +1,5 @@
-"""Chapter 04 (image fine-tuning in PyTorch): partial freezing, discriminative learning rates,
-reading a learning rate off a range-test curve, and finding the most confident mistakes.
+"""Chapter 04 (image fine-tuning in PyTorch): partial freezing, the two-stage fine-tune, where
+a range test stops, reading a learning rate off its curve, and the most confident mistakes.
 
 The reference answers live in the solution notebook (solutions/), never here; the learner
 writes their own in exercises/04_image_finetuning.ipynb.
@@ -45,25 +45,74 @@ def cases_model(gen: torch.Generator) -> list[tuple]:
 # ------------------------------------------------------------- 04.1 train only the last block
 
 
-# ------------------------------------------------------------ 04.2 discriminative rates
+# ------------------------------------------------------------ 04.2 the two-stage fine-tune
+
+START = "_state_at_start"  # attribute of a case's model: its state before the call
 
 
-def cases_discriminative(gen: torch.Generator) -> list[tuple]:
+def cases_two_stage(gen: torch.Generator) -> list[tuple]:
+    """Tiny models (random flags), three batches of random images, and the stage lengths:
+    the head stage alone, the second stage alone, both."""
     cases = []
-    for _ in range(3):
-        lr = float(10 ** -float(torch.randint(1, 4, (1,), generator=gen)))
-        factor = [0.1, 0.3, 0.5][int(torch.randint(0, 3, (1,), generator=gen))]
-        cases.append((_model(gen), lr, factor))
+    for head_epochs, epochs in ((1, 0), (0, 1), (2, 1)):
+        model = _model(gen)
+        x = torch.randn(24, 3, 8, 8, generator=gen)
+        y = torch.randint(0, model.head.out_features, (24,), generator=gen)
+        batches = [(x[i : i + 8], y[i : i + 8]) for i in range(0, 24, 8)]
+        lr = float(10 ** float(torch.empty(1).uniform_(-3.0, -2.0, generator=gen)))
+        factor = float(torch.empty(1).uniform_(0.05, 0.3, generator=gen))
+        setattr(model, START, {k: v.clone() for k, v in model.state_dict().items()})
+        cases.append((model, batches, head_epochs, epochs, lr, factor))
     return cases
 
 
-# --------------------------------------------------------------------- 04.3 smooth losses
+def two_stage_report(result: object, args: tuple) -> dict:
+    """What the call did to the model: which parts moved, how far (in units of lr), and
+    whether the BatchNorm statistics changed."""
+    model, lr = args[0], args[4]
+    before, after = getattr(model, START), model.state_dict()
+
+    def largest(part: str) -> float:
+        changes = [
+            float((after[k] - v).abs().max())
+            for k, v in before.items()
+            if k.startswith(part) and v.is_floating_point() and "running" not in k
+        ]
+        return round(max(changes) / lr, 3)
+
+    running = [k for k in before if "running" in k]
+    return {
+        "returns the model": result is model,
+        "every parameter trainable at the end": all(p.requires_grad for p in model.parameters()),
+        "head changed": largest("head.") > 0,
+        "backbone weights changed": largest("backbone.") > 0,
+        "BatchNorm statistics changed": any(not torch.equal(before[k], after[k]) for k in running),
+        "largest head change / lr": largest("head."),
+        "largest backbone change / lr": largest("backbone."),
+    }
 
 
-def cases_smooth(gen: torch.Generator) -> list[tuple]:
+def about_the_same(got: object, expected: object) -> str | None:
+    """Flags exactly; the sizes of the changes within 10 % (sums may run in another order)."""
+    return same(got, expected, rtol=0.1, atol=0.02)
+
+
+# -------------------------------------------------------------- 04.3 where a range test stops
+
+
+def cases_divergence(gen: torch.Generator) -> list[tuple]:
+    """Noisy range-test curves run to the end: one that blows up, one cut before it would (no
+    stop), one with a NaN loss; the smoothing and the divergence factor vary."""
     cases = []
-    for n, beta in ((5, 0.5), (12, 0.9), (8, 0.0)):
-        cases.append(((torch.rand(n, generator=gen) * 3).tolist(), beta))
+    for kind, beta, diverge in (("blows up", 0.9, 2.0), ("never", 0.8, 4.0), ("nan", 0.98, 5.0)):
+        lrs, losses = _curve(gen)
+        raw = (np.asarray(losses) + 0.05 * torch.randn(len(lrs), generator=gen).numpy()).tolist()
+        if kind == "never":  # stop where the loss is still near its lowest
+            end = int(np.argmin(losses)) + 1
+            lrs, raw = lrs[:end], raw[:end]
+        if kind == "nan":
+            raw[int(torch.randint(5, 25, (1,), generator=gen))] = float("nan")
+        cases.append((lrs, raw, beta, diverge))
     return cases
 
 
@@ -117,22 +166,24 @@ QUESTIONS = [
     ),
     Question(
         id="04.2",
-        function="discriminative_lrs",
-        points=2,
-        title="discriminative learning rates",
-        cases=cases_discriminative,
-        compare=same,
-        hint="the head gets lr, the last block with parameters lr * factor, the one before it "
-        "lr * factor**2, ...; include only parameters with requires_grad=True.",
+        function="two_stage_fine_tune",
+        points=3,
+        title="the two-stage fine-tune, written by you",
+        cases=cases_two_stage,
+        observe=two_stage_report,
+        compare=about_the_same,
+        hint="stage 1 protects the pretrained backbone from a random head: nothing in it may change, "
+        "its BatchNorm statistics included; stage 2 moves everything, the pretrained part more gently "
+        "(one optimizer, two parameter groups); each stage starts a new optimizer.",
     ),
     Question(
         id="04.3",
-        function="smooth",
+        function="divergence_lr",
         points=1,
-        title="smooth a noisy loss curve",
-        cases=cases_smooth,
-        hint="keep avg = beta * avg + (1 - beta) * loss starting from 0, and divide the i-th "
-        "average (i from 1) by 1 - beta**i.",
+        title="where would the range test have stopped?",
+        cases=cases_divergence,
+        hint="'explodes' is measured against the best the test had seen *so far*, not the lowest loss "
+        "of the whole curve (that one lies in the future); a NaN or inf loss has exploded too.",
     ),
     Question(
         id="04.4",

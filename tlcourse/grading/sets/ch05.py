@@ -1,4 +1,4 @@
-"""Chapter 05 (Keras 3 and fastai): a Keras base in inference mode, fastai splitters, freezing, lrs.
+"""Chapter 05 (Keras 3 and fastai): a Keras base tuned from the top, fastai groups, freezing, lrs.
 
 The reference answers live in the solution notebook (solutions/), never here; the learner
 writes their own in exercises/05_keras_and_fastai.ipynb. Keras is imported only inside the functions that
@@ -35,52 +35,78 @@ def _tiny(gen: torch.Generator, num_classes: int | None = None) -> Classifier:
     return model
 
 
-# ---------------------------------------------------------------- 05.1 Keras base in inference mode
+# ------------------------------------------------------------ 05.1 a Keras base tuned from the top
 
 
-def cases_inference_base(gen: torch.Generator) -> list[tuple]:
-    return [(_tiny(gen).backbone, (3, size, size)) for size in (8, 12, 8)]
+def cases_top_tuned(gen: torch.Generator) -> list[tuple]:
+    """Tiny backbones (3 blocks with parameters + a pool) with random requires_grad flags."""
+    cases = []
+    for size, n_top in ((8, 1), (12, 2), (8, 2)):
+        backbone = _tiny(gen).backbone
+        for p in backbone.parameters():
+            p.requires_grad_(bool(torch.rand(1, generator=gen) < 0.5))
+        cases.append((backbone, (3, size, size), n_top))
+    return cases
 
 
-def inference_report(result: Any, args: tuple) -> dict[str, Any]:
-    """Fit a model around the learner's layer for one epoch; report what happened to the module."""
+def top_tuned_report(result: Any, args: tuple) -> dict[str, Any]:
+    """Fit a model around the learner's layer for one epoch; report which blocks changed how."""
     from tlcourse import keras_track
 
     keras = keras_track.keras
-    module, input_shape = args
+    module, input_shape, n_top = args
     if not isinstance(result, keras.layers.Layer):
         return {"error": f"expected a Keras layer, got {type(result).__name__}"}
+    names = [
+        name for name, block in module.named_children() if any(True for _ in block.parameters())
+    ]
+    top = tuple(f"{name}." for name in names[len(names) - n_top :])
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(16, *input_shape, generator=gen) * 2 + 1
     y = torch.randint(0, 3, (16,), generator=gen)
-    features = [keras.ops.convert_to_numpy(result(x[:4], training=flag)) for flag in (True, False)]
+    features = keras.ops.convert_to_numpy(result(x[:4], training=False))
     inputs = keras.Input(shape=input_shape)
     model = keras.Model(inputs, keras.layers.Dense(3)(result(inputs)))
     keras_track.compile_classifier(model, lr=1e-2)
     before = {k: v.clone() for k, v in module.state_dict().items()}
     model.fit(x.numpy(), y.numpy(), batch_size=8, epochs=1, verbose=0, shuffle=False)
     now = module.state_dict()
-    stats = [k for k in before if "running" in k]
-    weights = [k for k in before if k.endswith("weight")]
+
+    def changed(keys: list[str]) -> bool:
+        return any(not torch.equal(before[k], now[k]) for k in keys)
+
+    stats = [k for k in before if "running" in k or "num_batches" in k]
+    weights = [k for k in before if k not in stats]
     return {
-        "features_shape": list(features[0].shape),
-        "training_flag_ignored": bool(abs(features[0] - features[1]).max() < 1e-5),
-        "bn_statistics_unchanged_by_fit": all(torch.equal(before[k], now[k]) for k in stats),
-        "module_weights_trained": any(not torch.equal(before[k], now[k]) for k in weights),
+        "features_shape": list(features.shape),
+        "frozen blocks: weights changed": changed([k for k in weights if not k.startswith(top)]),
+        "frozen blocks: BatchNorm statistics changed": changed(
+            [k for k in stats if not k.startswith(top)]
+        ),
+        "top blocks: weights changed": changed([k for k in weights if k.startswith(top)]),
+        "top blocks: BatchNorm statistics changed": changed(
+            [k for k in stats if k.startswith(top)]
+        ),
     }
 
 
-# ---------------------------------------------------------------------- 05.2 a fastai splitter
+# ------------------------------------------------------------ 05.2 a splitter with n groups
 
 
 def cases_splitter(gen: torch.Generator) -> list[tuple]:
+    """Backbones of 3 or 4 blocks with parameters (and parameter-free ones), 2 to blocks + 1 groups."""
     deeper = _tiny(gen)
     deeper.backbone.add_module(
         "extra",
         nn.Sequential(nn.Linear(deeper.head.in_features, deeper.head.in_features), nn.ReLU()),
     )
     deeper.backbone.add_module("norm", nn.Identity())
-    return [(_tiny(gen),), (_tiny(gen),), (deeper,)]
+    models = [_tiny(gen), _tiny(gen), deeper, _tiny(gen)]
+    cases = []
+    for model in models:
+        n_blocks = sum(1 for b in model.backbone.children() if any(True for _ in b.parameters()))
+        cases.append((model, int(torch.randint(2, n_blocks + 2, (1,), generator=gen))))
+    return cases
 
 
 def group_names(result: Any, args: tuple) -> Any:
@@ -112,23 +138,24 @@ def cases_group_lrs(gen: torch.Generator) -> list[tuple]:
 QUESTIONS = [
     Question(
         id="05.1",
-        function="inference_base",
+        function="top_tuned_base",
         points=3,
-        title="a Keras base that stays in inference mode",
-        cases=cases_inference_base,
-        observe=inference_report,
-        hint="subclass keras.layers.TorchModuleWrapper and override call(): put the wrapped module in train "
-        "mode as asked, then every BatchNorm layer in eval mode; keep the very module you were given.",
+        title="a Keras base fine-tuned from the top",
+        cases=cases_top_tuned,
+        observe=top_tuned_report,
+        hint="a frozen block has two kinds of state: weights (frozen through requires_grad, before "
+        "Keras wraps them) and BatchNorm statistics (kept only by eval mode, which fit's training "
+        "flag overrides unless your call() decides); the top blocks need neither protection.",
     ),
     Question(
         id="05.2",
-        function="block_splitter",
+        function="grouped_splitter",
         points=2,
-        title="a fastai splitter with one group per block",
+        title="a splitter with a fixed number of groups",
         cases=cases_splitter,
         observe=group_names,
-        hint="walk model.backbone.named_children() in order, keep the blocks that have parameters, "
-        "and put the head's parameters last.",
+        hint="a group is a run of consecutive blocks with parameters (parameter-free blocks belong to "
+        "none); when they do not divide evenly, the earlier runs are one block longer; the head last.",
     ),
     Question(
         id="05.3",

@@ -1,4 +1,4 @@
-"""Chapter 07 (text fine-tuning): padding and truncation, masked mean pooling, a sentence
+"""Chapter 07 (text fine-tuning): padding and truncation, masked max pooling, a sentence
 classifier's logits from an encoder, and macro-F1.
 
 The reference answers live in the solution notebook (solutions/), never here; the learner
@@ -41,19 +41,22 @@ def cases_pad(gen: torch.Generator) -> list[tuple]:
     return cases
 
 
-# ----------------------------------------------------------------------- 07.2 masked mean
+# ------------------------------------------------------------------------ 07.2 masked max
 
 
-def cases_masked_mean(gen: torch.Generator) -> list[tuple]:
-    """Right-padded masks, a left-padded one, and a mask with no padding at all."""
+def cases_masked_max(gen: torch.Generator) -> list[tuple]:
+    """Right-padded masks, a left-padded one and one without padding; the real vectors are mostly
+    negative and the padded positions hold large values, so padding would win a plain max."""
     cases = []
     for n, t, d, side in ((3, 5, 4, "right"), (4, 7, 6, "left"), (2, 3, 5, "none")):
-        hidden = torch.randn(n, t, d, generator=gen)
         lengths = (
-            torch.randint(1, t + 1, (n,), generator=gen) if side != "none" else torch.full((n,), t)
+            torch.randint(1, t, (n,), generator=gen) if side != "none" else torch.full((n,), t)
         )
         mask = (torch.arange(t).expand(n, t) < lengths.unsqueeze(1)).long()
-        cases.append((hidden, mask.flip(1) if side == "left" else mask))
+        mask = mask.flip(1) if side == "left" else mask
+        hidden = torch.randn(n, t, d, generator=gen) - 1.0
+        padding = 3.0 + torch.rand(n, t, d, generator=gen)
+        cases.append((torch.where(mask.unsqueeze(-1) == 1, hidden, padding), mask))
     return cases
 
 
@@ -120,13 +123,13 @@ QUESTIONS = [
     ),
     Question(
         id="07.2",
-        function="masked_mean",
+        function="masked_max",
         points=2,
-        title="mean-pool token vectors with the attention mask",
-        cases=cases_masked_mean,
+        title="max-pool token vectors with the attention mask",
+        cases=cases_masked_max,
         compare=close,
-        hint="multiply the hidden states (N, T, D) by the mask as (N, T, 1) floats, sum over dim 1, "
-        "and divide by the number of real tokens per row (also summed over dim 1); padding may be on either side.",
+        hint="padding must never win the maximum, whatever the real values are (negative ones "
+        "too): what could stand at a padded position that no real number loses to?",
     ),
     Question(
         id="07.3",
