@@ -1,4 +1,4 @@
-"""``python -m tlcourse <command>``: doctor | data | zoo | release | grade.
+"""``python -m tlcourse <command>``: doctor | preflight | data | zoo | release | grade | predict.
 
 Each command lives in its topic module as ``cli_main(argv) -> int``, imported (explicitly, by
 the small function below) only when called, so ``python -m tlcourse doctor`` stays fast.
@@ -47,12 +47,19 @@ def _predict(argv: list[str]) -> int:
     return cli_main(argv)
 
 
+def _preflight(argv: list[str]) -> int:
+    from tlcourse.preflight import cli_main
+
+    return cli_main(argv)
+
+
 COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "doctor": (_doctor, "check the environment: versions, device, profile, cache, offline assets"),
     "data": (_data, "list, describe or prepare the course datasets"),
     "zoo": (_zoo, "list the pretrained backbones, show a card, build a course backbone"),
     "release": (_release, "regenerate exercises/ from solutions/"),
     "grade": (_grade, "grade a folder of submitted notebooks into a gradebook CSV"),
+    "preflight": (_preflight, "before a class: build or verify every dataset and model it needs"),
     "predict": (_predict, "classify a folder of images with an exported ONNX model"),
 }
 
