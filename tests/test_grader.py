@@ -31,7 +31,7 @@ ISOLATED = namespaces_available()
 # without namespaces these would really do damage / really read the solutions
 NEEDS_ISOLATION = {"vandal", "solutions_from_disk", "importlib_tricks"}
 FORMULA_NAMES = ['=HYPERLINK("x.y","y")', "+1+1", "-2+3", "@SUM(A1)"]
-LIMITS = ["--timeout", "240", "--cell-timeout", "6", "--memory-mb", "3000", "--jobs", "2"]
+LIMITS = ["--timeout", "240", "--cell-timeout", "20", "--memory-mb", "3000", "--jobs", "2"]
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -106,6 +106,8 @@ def test_hostile_submission_gets_only_its_own_points(graded, name):
     rows = graded["book"][name]
     assert _points(rows) == EXPECTED[name], {q: r["message"] for q, r in rows.items()}
     assert rows["run"]["message"]  # the run row says what happened
+    if name in {f.__name__ for f in STEALERS}:  # zero because it found nothing, not a timeout
+        assert "Timeout" not in rows["run"]["message"], rows["run"]["message"]
 
 
 def test_hostile_messages_say_what_happened(graded):

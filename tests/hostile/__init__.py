@@ -288,7 +288,7 @@ for _here, _dirs, _files in _os.walk(_package):
     for _file in _files:
         if _file.endswith(".py"):
             _text = open(_os.path.join(_here, _file)).read()
-            if any("def " + n in _text or "def ref_" + n in _text for n in _NAMES):
+            if any("def ref_" + n in _text for n in _NAMES):  # where the references used to be
                 _exec_text(_text)
 """
 
@@ -328,8 +328,9 @@ def importlib_tricks(solution, exercise, ctx: Context):
 
 
 def package_reader(solution, exercise, ctx: Context):
-    """Reads every installed tlcourse source file and executes any that defines the graded
-    functions: zero (the package holds no answers)."""
+    """Reads every installed tlcourse source file and executes any that defines a reference
+    (``def ref_<function>``, the old shape): zero (the package holds no references). Calling
+    the package's own teaching functions is another matter: tests/test_grading_answers.py."""
     return _steal(exercise, PACKAGE_READER)
 
 
