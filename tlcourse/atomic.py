@@ -19,15 +19,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+def atomic_write(
+    path: str | os.PathLike, write: Callable[[Path], None], *, suffix: str = ".tmp"
+) -> Path:
     """Call ``write(tmp_path)`` then atomically move ``tmp_path`` to ``path``; return ``path``.
 
     If ``write`` raises (or the process dies), ``path`` keeps its previous content and the
-    temporary file is removed.
+    temporary file is removed. ``suffix`` ends the temporary file's name (for writers that
+    insist on an extension, e.g. ``".keras"``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from tlcourse.atomic import atomic_write, build_atomically
+from tlcourse.atomic import atomic_write, build_atomically, write_text
 from tlcourse.paths import cache_dir
 from tlcourse.progress import progress_bar
 
@@ -175,7 +175,7 @@ def _stamp_matches(path: Path, resource: Resource) -> bool:
 def _write_stamp(path: Path, resource: Resource) -> None:
     # A read-only cache still works: the file is simply hashed again next time.
     with contextlib.suppress(OSError):
-        _stamp_path(path).write_text(_stamp_text(path, resource))
+        write_text(_stamp_path(path), _stamp_text(path, resource))
 
 
 def _download_any(resource: Resource, path: Path, progress: bool | None, stale: str) -> Path:

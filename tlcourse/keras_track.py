@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from tlcourse.atomic import atomic_write
 from tlcourse.surgery import BN_TYPES
 
 
@@ -216,10 +217,7 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Keras 3 saves whole models as .keras files; got {path.name!r}.")
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, model.save, suffix=".keras")
 
 
 def export_for_serving(model: keras.Model, path: str | os.PathLike, batch: int = 1) -> Path:

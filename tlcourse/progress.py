@@ -1,6 +1,6 @@
 """Progress bars that render in JupyterLab and stay quiet in tests and logs.
 
-Introduced in notebooks/00_welcome.ipynb.
+Introduced in notebooks/08_fusion_and_distillation.ipynb.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ Introduced in notebooks/07_text_finetuning.ipynb.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -167,37 +168,18 @@ def train_bag_of_tokens(
 
     seed_everything(seed)
     start = time.perf_counter()
-    loader = text_loader(
-        train.texts,
-        train.labels,
-        tokenizer,
-        batch_size=batch_size,
-        shuffle=True,
-        seed=seed,
-        max_length=max_length,
-    )
+    batches = functools.partial(text_loader, tokenizer=tokenizer, max_length=max_length)
+    loader = batches(train.texts, train.labels, batch_size=batch_size, shuffle=True, seed=seed)
     ids = torch.unique(loader.dataset.tensors[0])
-    model = bag_of_tokens(
-        ids[ids != tokenizer.pad_token_id], len(tokenizer), len(train.classes), dim
-    )
-    fit(
-        model,
-        loader,
-        epochs=max(1, round(steps / len(loader))),
-        lr=lr,
-        device="cpu",
-        progress=False,
-    )
-    logits, _ = predict(
-        model, text_loader(test.texts, test.labels, tokenizer, batch_size=256), device="cpu"
-    )
+    known = ids[ids != tokenizer.pad_token_id]
+    model = bag_of_tokens(known, len(tokenizer), len(train.classes), dim)
+    epochs = max(1, round(steps / len(loader)))
+    fit(model, loader, epochs=epochs, lr=lr, device="cpu", progress=False)
+    logits, _ = predict(model, batches(test.texts, test.labels, batch_size=256), device="cpu")
+    seconds = time.perf_counter() - start
+    trainable = count_parameters(model)
     return score(
-        "small model from scratch",
-        labels_per_class,
-        logits,
-        test.labels,
-        count_parameters(model),
-        time.perf_counter() - start,
+        "small model from scratch", labels_per_class, logits, test.labels, trainable, seconds
     )
 
 

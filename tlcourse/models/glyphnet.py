@@ -157,14 +157,12 @@ def train(
         callbacks=[schedule],
         progress=progress,
     )
-    result = {
-        "name": name,
-        "seed": seed,
-        **recipe,
-        "train_images": len(train_loader.dataset),
-        "train_accuracy": history.last("train_accuracy"),
-        "test_accuracy": evaluate(model, test_loader, device="cpu")["accuracy"],
-        "build_seconds": round(time.perf_counter() - start, 1),
+    result = {"name": name, "seed": seed, **recipe, "train_images": len(train_loader.dataset)}
+    result["train_accuracy"] = history.last("train_accuracy")
+    result["test_accuracy"] = evaluate(model, test_loader, device="cpu")["accuracy"]
+    seconds = round(time.perf_counter() - start, 1)
+    result |= {
+        "build_seconds": seconds,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
     }

@@ -115,7 +115,7 @@ def train(
     clips (for tests).
     """
     from tlcourse.datasets.speech import speech_dataset, waveform_tensors
-    from tlcourse.engine import evaluate, fit
+    from tlcourse.engine import fit
     from tlcourse.recipes import one_cycle
     from tlcourse.repro import seed_everything
 
@@ -138,20 +138,21 @@ def train(
         callbacks=[one_cycle(epochs, len(loader))],
         progress=progress,
     )
-    measured = {
-        "seed": seed,
-        "epochs": epochs,
-        "params": count_parameters(model),
-        "train_accuracy": history.last("train_accuracy"),
-    }
-    for split in ("val", "test"):
-        held_out = speech_dataset("speech-words", split, seed=seed)
-        measured[f"{split}_accuracy"] = evaluate(model, _logmel_loader(held_out), device="cpu")[
-            "accuracy"
-        ]
+    measured = {"seed": seed, "epochs": epochs, "params": count_parameters(model)}
+    measured["train_accuracy"] = history.last("train_accuracy")
+    measured |= {f"{split}_accuracy": _accuracy(model, split, seed) for split in ("val", "test")}
     measured["build_seconds"] = time.perf_counter() - start
     _write(model, Path(out_dir) if out_dir else assets_dir() / "zoo", measured)
     return measured
+
+
+def _accuracy(model: Classifier, split: str, seed: int) -> float:
+    """Accuracy of ``model`` on a held-out split of ``speech-words`` (noise drawn from ``seed``)."""
+    from tlcourse.datasets.speech import speech_dataset
+    from tlcourse.engine import evaluate
+
+    loader = _logmel_loader(speech_dataset("speech-words", split, seed=seed))
+    return evaluate(model, loader, device="cpu")["accuracy"]
 
 
 def _logmel_loader(dataset) -> torch.utils.data.DataLoader:
