@@ -1,4 +1,4 @@
-"""tlcourse.datasets.full on miniature fakes in the real archive layouts.
+"""The full-profile loaders (images, speech, text) on miniature fakes in the real archive layouts."""
 
 Each test serves a fake archive from 127.0.0.1 and runs the whole path: download -> sha256
 check -> extract -> layout check -> conversion into the course layout.
