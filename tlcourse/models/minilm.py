@@ -28,8 +28,6 @@ MINILM_CARD = """# all-MiniLM-L6-v2 (sentence-transformers)
 """
 
 
-
-
 def build(num_classes: int = 2) -> nn.Module:
     """MiniLM's architecture with random weights and a ``num_classes`` head (a TextClassifier)."""
     from tlcourse.hf import text_classifier
