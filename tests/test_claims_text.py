@@ -36,7 +36,8 @@ def compare(labels_per_class: int, seeds=SEEDS) -> dict[str, float]:
 
     train, test = load_split("train"), load_split("test")
     subsets = {
-        seed: train.subset(labels_per_class_subset(train.labels, labels_per_class, seed).tolist()) for seed in seeds
+        seed: train.subset(labels_per_class_subset(train.labels, labels_per_class, seed).tolist())
+        for seed in seeds
     }
     pool = sorted({t for s in subsets.values() for t in s.texts})
     emb = dict(zip(pool, cached_encode(pool).numpy(), strict=True))

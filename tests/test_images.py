@@ -88,7 +88,9 @@ def test_complete_tree_is_reused_and_half_written_tree_rebuilt(home, tiny):
 
 def test_image_folder_and_tensors_agree(home, tiny):
     transform = v2.Compose([v2.ToImage(), v2.ToDtype(torch.float32, scale=True)])
-    folder = catalog.load(images.prepare(tiny, workers=1, verbose=False), "val", transform=transform)
+    folder = catalog.load(
+        images.prepare(tiny, workers=1, verbose=False), "val", transform=transform
+    )
     tensors = catalog.load(tiny, "val")
     assert len(folder) == len(tensors) == 20 and folder.classes == tensors.classes
     assert tensors.images.dtype == torch.uint8 and tensors.images.shape == (20, 3, 32, 32)

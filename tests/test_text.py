@@ -90,8 +90,7 @@ def test_bad_inputs_name_the_fix(tmp_path):
 def test_prepare_writes_split_files_and_datasheet():
     root = prepare()
     counts = {
-        s: len((root / f"{s}.jsonl").read_text().splitlines())
-        for s in ("train", "val", "test")
+        s: len((root / f"{s}.jsonl").read_text().splitlines()) for s in ("train", "val", "test")
     }
     assert sum(counts.values()) == len(load_corpus())
     assert "CC0" in (root / "README.md").read_text()
