@@ -89,6 +89,8 @@ class TrainState:
     scheduler: Any = None
     stop: bool = False
     step_options: dict = field(default_factory=dict)  # precision, accumulation, clipping
+    check_labels: bool = True  # check the first batch's labels for cross-entropy
+    checked: bool = False  # the first batch of the run has been checked
 
 
 def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -229,9 +231,7 @@ def fit(
     length = _length(train_loader)
     total = None if length is None else (epochs - state.epoch) * length
     bar = progress_bar(total=total, enabled=progress, desc="fit")
-    state.step_options["check_labels"] = batch_loss is None and isinstance(
-        loss_fn, nn.CrossEntropyLoss
-    )
+    state.check_labels = batch_loss is None and isinstance(loss_fn, nn.CrossEntropyLoss)
     while state.epoch < epochs and not state.stop:
         row = _train_epoch(state, loss_fn, device, frozen_bn, callbacks, bar)
         if val_loader is not None:
@@ -265,17 +265,17 @@ def _train_epoch(
     model.train()
     if frozen_bn == "eval":
         set_bn_eval(model)
-    options, total = dict(state.step_options), _length(state.train_loader)
-    every, labels = options["accumulate"], options.pop("check_labels")
+    options, total = state.step_options, _length(state.train_loader)
+    every = options["accumulate"]
     total_loss, correct, count, lr = 0.0, 0, 0, state.optimizer.param_groups[0]["lr"]
     state.optimizer.zero_grad(set_to_none=True)
     for i, batch in enumerate(state.train_loader, start=1):
         lr = state.optimizer.param_groups[0]["lr"]  # the rate this step uses
         where = f"epoch {state.epoch + 1}, step {state.step + 1} (batch {i})"
         update = i % every == 0 or i == total
-        if "checked" not in state.step_options:  # the first batch of the run, at the door
-            check_batch(model, batch, "fit", labels=labels)
-            state.step_options["checked"] = True
+        if not state.checked:  # the first batch of the run, at the door
+            check_batch(model, batch, "fit", labels=state.check_labels)
+            state.checked = True
         loss, right, n = train_step(
             model,
             batch,
@@ -284,7 +284,7 @@ def _train_epoch(
             device,
             update=update,
             where=where,
-            **{k: v for k, v in options.items() if k != "checked"},
+            **options,
         )
         total_loss, correct, count, state.step = (
             total_loss + loss,
