@@ -47,6 +47,12 @@ def _predict(argv: list[str]) -> int:
     return cli_main(argv)
 
 
+def _capstone(argv: list[str]) -> int:
+    from tlcourse.capstone import cli_main
+
+    return cli_main(argv)
+
+
 def _preflight(argv: list[str]) -> int:
     from tlcourse.preflight import cli_main
 
@@ -61,6 +67,7 @@ COMMANDS: dict[str, tuple[Callable[[list[str]], int], str]] = {
     "grade": (_grade, "grade a folder of submitted notebooks into a gradebook CSV"),
     "preflight": (_preflight, "before a class: build or verify every dataset and model it needs"),
     "predict": (_predict, "classify a folder of images with an exported ONNX model"),
+    "capstone": (_capstone, "make the capstone data (make) or grade project submissions (grade)"),
 }
 
 
