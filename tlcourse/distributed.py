@@ -25,6 +25,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
+from tlcourse import repro
 from tlcourse.atomic import atomic_write
 
 
@@ -92,11 +93,11 @@ def read_env(environ: Mapping[str, str] | None = None) -> DistEnv:
 
 
 def pick_device(env: DistEnv) -> torch.device:
-    """``cuda:<local_rank>`` when CUDA GPUs are present, else the CPU.
+    """``cuda:<local_rank>`` when :func:`tlcourse.repro.pick_device` picks CUDA, else the CPU.
 
     ``$TLCOURSE_DEVICE=cpu`` keeps every rank on the CPU (gloo), e.g. with fewer GPUs than ranks.
     """
-    if torch.cuda.is_available() and os.environ.get("TLCOURSE_DEVICE", "") != "cpu":
+    if repro.pick_device().type == "cuda":
         if env.local_rank >= torch.cuda.device_count():
             raise ValueError(
                 f"Local rank {env.local_rank} has no GPU (only {torch.cuda.device_count()}): "

@@ -24,6 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tlcourse.atomic import atomic_write
+from tlcourse.grading.gradebook import neutralise
+
 # Keys of the ONNX metadata_props that tlcourse.export writes and this module reads.
 META_CLASSES = "tlcourse.classes"
 META_INPUT_SIZE = "tlcourse.input_size"
@@ -160,22 +163,22 @@ def format_table(rows: list[Row]) -> str:
     return text_table(("file", "label", "confidence", "error"), body)
 
 
-def _cell(value: str) -> str:
-    """A CSV cell a spreadsheet will not run as a formula."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def write_csv(rows: list[Row], path: str | os.PathLike) -> Path:
     """Write the rows to ``path`` as CSV (file, label, confidence, error); return ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["file", "label", "confidence", "error"])
-        for r in rows:
-            conf = "" if r.confidence is None else f"{r.confidence:.6f}"
-            writer.writerow([_cell(r.file), _cell(r.label), conf, _cell(r.error)])
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "label", "confidence", "error"])
+            for r in rows:
+                conf = "" if r.confidence is None else f"{r.confidence:.6f}"
+                writer.writerow(
+                    [neutralise(r.file), neutralise(r.label), conf, neutralise(r.error)]
+                )
+
+    return atomic_write(path, write)
 
 
 def cli_main(argv: list[str]) -> int:
