@@ -124,3 +124,18 @@ def test_good_input_still_trains():
     history = fit(model(), loader(n=32), epochs=1)
     assert len(history) == 1 and history.last("train_loss") > 0
     assert check_num_classes(3.0) == 3 and check_num_classes(7) == 7
+
+
+@pytest.mark.parametrize("num_classes", [2.5, "10", 0])
+def test_head_builders_check_num_classes(num_classes):
+    """zoo.load, surgery.replace_head and nets.tiny_cnn all refuse a class count that is not a whole number >= 1."""
+    from tlcourse import nets, surgery, zoo
+
+    builders = [
+        lambda n: zoo.load("glyphnet-s", n, pretrained=False),
+        lambda n: surgery.replace_head(nets.tiny_cnn(3), n),
+        nets.tiny_cnn,
+    ]
+    for build in builders:
+        with pytest.raises((TypeError, ValueError), match="whole number"):
+            build(num_classes)

@@ -14,6 +14,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from tlcourse.guards import check_num_classes
+
 
 class Classifier(nn.Module):
     """``head(backbone(x))``: a feature extractor followed by a linear head.
@@ -53,6 +55,7 @@ def tiny_cnn(num_classes: int = 10, in_channels: int = 3, width: int = 16) -> Cl
 
     Input ``(N, in_channels, H, W)`` with H, W >= 8; output logits ``(N, num_classes)``.
     """
+    num_classes = check_num_classes(num_classes, "tiny_cnn")
     backbone = nn.Sequential(
         OrderedDict(
             stem=conv_block(in_channels, width),

@@ -14,6 +14,8 @@ from fnmatch import fnmatch
 import pandas as pd
 from torch import nn
 
+from tlcourse.guards import check_num_classes
+
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
@@ -29,8 +31,7 @@ def replace_head(model: nn.Module, num_classes: int, attr: str | None = None) ->
 
     Returns ``model`` (changed in place) whose logits now have shape ``(N, num_classes)``.
     """
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+    num_classes = check_num_classes(num_classes, "replace_head")
     attr = attr or next((a for a in ("head", "fc", "classifier") if hasattr(model, a)), None)
     if attr is None:
         raise AttributeError(

@@ -16,6 +16,7 @@ from pathlib import Path
 from torch import nn
 
 from tlcourse.augment import for_backbone
+from tlcourse.guards import check_num_classes
 from tlcourse.models import efficientnet_lite, glyphnet, imagenet, kwsnet, minilm
 from tlcourse.models.entry import ZooEntry
 from tlcourse.paths import assets_dir
@@ -72,8 +73,7 @@ def load(name: str, num_classes: int, pretrained: bool = True) -> nn.Module:
 
     Introduced in notebooks/00_welcome.ipynb.
     """
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be >= 1, got {num_classes}.")
+    num_classes = check_num_classes(num_classes, "zoo.load")
     found = entry(name)
     model = found.build(num_classes)
     if pretrained:
