@@ -21,7 +21,7 @@ from tlcourse.datasets import catalog, images, splits
 
 BACKBONE, TARGET = "glyphnet-s", "glyphs-digits"
 # the quick-profile budget of notebooks/01_what_is_transfer.ipynb (cell 1)
-BUDGET = transfer.Budget(epochs=4, steps_per_epoch=20, batch_size=32, lr=1e-2, scratch_lr=3e-3)
+BUDGET = transfer.Budget(epochs=4, steps_per_epoch=15, batch_size=32, lr=1e-2, scratch_lr=3e-3)
 
 
 @pytest.mark.claims
