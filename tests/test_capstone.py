@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import ConcatDataset, DataLoader
 
 from tlcourse import capstone
 
@@ -33,38 +32,7 @@ def _points(report) -> dict[str, object]:
 
 def _train_reference(student: Path) -> torch.nn.Module:
     """The solution's recipe: head 2 epochs, then all layers 8 epochs with L2-SP, on train+val."""
-    from tlcourse import engine, recipes, regularize, zoo
-    from tlcourse.augment import for_backbone
-    from tlcourse.repro import seed_everything
-    from tlcourse.surgery import freeze, unfreeze
-
-    seed_everything(0)
-    pre = for_backbone(zoo.entry("glyphnet-s"))
-    parts = [capstone.load(student, s) for s in ("train", "val")]
-    for p in parts:
-        p.transform = pre
-    loader = DataLoader(
-        ConcatDataset(parts),
-        batch_size=32,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(0),
-    )
-    model = zoo.load("glyphnet-s", len(capstone.CLASSES))
-    freeze(model.backbone)
-    engine.fit(model, loader, epochs=2, lr=3e-3, progress=False)
-    unfreeze(model)
-    loss = regularize.L2SPLoss(model, alpha=0.01, beta=0.01)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0)
-    engine.fit(
-        model,
-        loader,
-        epochs=8,
-        optimizer=opt,
-        loss_fn=loss,
-        callbacks=[recipes.one_cycle(8, len(loader))],
-        progress=False,
-    )
-    return model.eval()
+    return capstone.reference_recipe(student)
 
 
 @pytest.fixture(scope="module")

@@ -191,6 +191,40 @@ def read_pairs(path: str | Path) -> dict[str, str]:
     return pairs
 
 
+def reference_recipe(student: str | Path, seed: int = 0):
+    """The reference model: glyphnet-s, head 2 epochs, then all layers 8 epochs with L2-SP.
+
+    Trained on ``train`` + ``val`` of ``student`` (the choices were made on val first; see
+    solutions/14_capstone.ipynb). Returns the :class:`tlcourse.nets.Classifier` in eval mode;
+    it takes images normalised with the glyphnet mean and std, ``(N, 3, 32, 32)`` float.
+    """
+    import torch
+    from torch.utils.data import ConcatDataset, DataLoader
+
+    from tlcourse import engine, recipes, regularize, zoo
+    from tlcourse.augment import for_backbone
+    from tlcourse.repro import seed_everything
+    from tlcourse.surgery import freeze, unfreeze
+
+    seed_everything(seed)
+    parts = [load(student, s) for s in ("train", "val")]
+    for part in parts:
+        part.transform = for_backbone(zoo.entry("glyphnet-s"))
+    gen = torch.Generator().manual_seed(seed)
+    batches = DataLoader(ConcatDataset(parts), batch_size=32, shuffle=True, generator=gen)
+    model = zoo.load("glyphnet-s", len(CLASSES))
+    freeze(model.backbone)
+    engine.fit(model, batches, epochs=2, lr=3e-3, progress=False)
+    unfreeze(model)
+    loss = regularize.L2SPLoss(model, alpha=0.01, beta=0.01)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0)
+    schedule = recipes.one_cycle(8, len(batches))
+    engine.fit(
+        model, batches, epochs=8, optimizer=opt, loss_fn=loss, callbacks=[schedule], progress=False
+    )
+    return model.eval()
+
+
 # --- the grader --------------------------------------------------------------------------
 
 
