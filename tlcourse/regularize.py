@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tlcourse.distill import kd_loss
+
 HEAD_PREFIX = "head"
 
 
@@ -96,7 +98,8 @@ def lwf_loss(
     ``new_logits`` ``(N, K_new)`` and ``labels`` ``(N,)`` are the new task; ``old_logits``
     ``(N, K_old)`` are what the model's old head says now and ``recorded_old_logits`` what it said
     before fine-tuning, on the same new-task images (no old data is needed). The second term is
-    the distillation loss ``T² · KL(softmax(recorded/T) || softmax(old/T))``.
+    the distillation loss ``T² · KL(softmax(recorded/T) || softmax(old/T))`` of chapter 08
+    (:func:`tlcourse.distill.kd_loss`, the recorded outputs as the teacher).
 
     Introduced in notebooks/12_regularisation_and_robustness.ipynb.
     """
@@ -105,10 +108,5 @@ def lwf_loss(
             f"old head logits {tuple(old_logits.shape)} and recorded ones "
             f"{tuple(recorded_old_logits.shape)} differ: record them with the same old head"
         )
-    t = temperature
-    keep = F.kl_div(
-        F.log_softmax(old_logits / t, dim=1),
-        F.softmax(recorded_old_logits / t, dim=1),
-        reduction="batchmean",
-    )
-    return F.cross_entropy(new_logits, labels) + weight * t * t * keep
+    keep = kd_loss(old_logits, recorded_old_logits, temperature)
+    return F.cross_entropy(new_logits, labels) + weight * keep
