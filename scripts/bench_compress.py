@@ -20,7 +20,6 @@ import time
 import pandas as pd
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader
 
 from tlcourse import compress, quantize, zoo
 from tlcourse.datasets import catalog
@@ -72,8 +71,14 @@ def main() -> None:
         seconds[name] = time.perf_counter() - start
     rows = {}
     for name, variant in variants.items():
-        row = compress.measure(variant, probe, batch_sizes=(1, 64), warmup=args.warmup,
-                               repeats=args.repeats, threads=args.threads)  # fmt: skip
+        row = compress.measure(
+            variant,
+            probe,
+            batch_sizes=(1, 64),
+            warmup=args.warmup,
+            repeats=args.repeats,
+            threads=args.threads,
+        )
         row["top-1 agreement with fp32"] = agreement(variant)
         row["prepare (s)"] = seconds.get(name, 0.0)
         if isinstance(variant, torch.nn.Module) and "int8" not in name and name != "fp32 compiled":
@@ -83,8 +88,12 @@ def main() -> None:
     table = pd.DataFrame(rows).T.rename(
         columns={"size_mb": "size (MB)", "ms_b1": "ms @ batch 1", "ms_b64": "ms @ batch 64"}
     )
-    print(f"\n{NAME} at 224 px, torch {torch.__version__}, {platform.processor() or platform.machine()}")
-    print(f"threads: {args.threads}; latency = median of {args.repeats} after {args.warmup} warm-up")
+    print(
+        f"\n{NAME} at 224 px, torch {torch.__version__}, {platform.processor() or platform.machine()}"
+    )
+    print(
+        f"threads: {args.threads}; latency = median of {args.repeats} after {args.warmup} warm-up"
+    )
     print(table.drop(columns="threads").to_string(float_format=lambda v: f"{v:.3g}"))
 
 

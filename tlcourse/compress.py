@@ -336,8 +336,16 @@ def prune_conv_pair(
         raise ValueError(f"keep must index 1..{conv.out_channels} channels, got {keep.tolist()}.")
 
     def like(c: nn.Conv2d, c_in: int, c_out: int) -> nn.Conv2d:
-        return nn.Conv2d(c_in, c_out, c.kernel_size, c.stride, c.padding, c.dilation,
-                         bias=c.bias is not None, padding_mode=c.padding_mode)  # fmt: skip
+        return nn.Conv2d(
+            c_in,
+            c_out,
+            c.kernel_size,
+            c.stride,
+            c.padding,
+            c.dilation,
+            bias=c.bias is not None,
+            padding_mode=c.padding_mode,
+        )
 
     new_conv = like(conv, conv.in_channels, len(keep))
     new_bn = nn.BatchNorm2d(len(keep), eps=bn.eps, momentum=bn.momentum)
