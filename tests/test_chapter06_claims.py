@@ -39,7 +39,13 @@ def test_fine_tuned_kwsnet_beats_scratch_by_15_points_at_5_labels_per_class():
         ):
             model = st.new_model(start, len(train.classes), seed)
             st.train_on_clips(
-                model, clips, steps=STEPS, lr=LR, backbone_lr=backbone_lr, batch_size=BATCH, seed=seed
+                model,
+                clips,
+                steps=STEPS,
+                lr=LR,
+                backbone_lr=backbone_lr,
+                batch_size=BATCH,
+                seed=seed,
             )
             scores[regime].append(st.accuracy(model, x_val, val.labels))
     means = {k: float(np.mean(v)) for k, v in scores.items()}

@@ -12,7 +12,9 @@ from tlcourse.datasets.speech import synth_noise
 
 def _clips(n: int = 8, classes: int = 2) -> st.Clips:
     t = torch.arange(16000) / 16000
-    waves = torch.stack([0.3 * torch.sin(2 * torch.pi * (300 + 400 * (i % classes)) * t) for i in range(n)])
+    waves = torch.stack(
+        [0.3 * torch.sin(2 * torch.pi * (300 + 400 * (i % classes)) * t) for i in range(n)]
+    )
     noise = [torch.from_numpy(synth_noise("white_noise", 2.0))]
     return st.Clips(waves, torch.arange(n) % classes, [f"w{c}" for c in range(classes)], noise)
 
@@ -53,15 +55,25 @@ def test_probe_snr_sweep_and_image_backbone_shapes():
     assert 0.0 <= st.probe_accuracy(model.backbone, (x, clips.labels), (x, clips.labels)) <= 1.0
     sweep = st.snr_sweep(model, clips, [20, 0])
     assert set(sweep) == {20, 0}
-    image_net = st.as_image_backbone(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()))
+    image_net = st.as_image_backbone(
+        torch.nn.Sequential(
+            torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten()
+        )
+    )
     assert image_net(x).shape == (12, 4)
 
 
 def test_hf_audio_backbone_pools_waveforms_offline():
     transformers = pytest.importorskip("transformers")
     config = transformers.Wav2Vec2Config(
-        hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
-        conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(8, 8),
+        conv_stride=(5, 4),
+        conv_kernel=(10, 8),
+        num_conv_pos_embeddings=16,
         num_conv_pos_embedding_groups=2,
     )
     net = st.hf_audio_backbone(config=config)

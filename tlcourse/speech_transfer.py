@@ -229,5 +229,7 @@ def hf_audio_backbone(name: str = "facebook/wav2vec2-base", config=None) -> HFAu
     """
     from transformers import AutoModel
 
-    encoder = AutoModel.from_config(config) if config is not None else AutoModel.from_pretrained(name)
+    encoder = (
+        AutoModel.from_config(config) if config is not None else AutoModel.from_pretrained(name)
+    )
     return HFAudioBackbone(encoder.eval())
