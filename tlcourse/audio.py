@@ -10,7 +10,7 @@
 
 Features only: the course's audio backbone (``kwsnet``) lives in :mod:`tlcourse.models.kwsnet`.
 
-Introduced in notebooks/00_welcome.ipynb (the speech chapter, 06, is not written yet).
+Introduced in notebooks/06_speech_finetuning.ipynb (the speech chapter, 06, is not written yet).
 """
 
 from __future__ import annotations
