@@ -25,7 +25,14 @@ from tlcourse.repro import seed_everything
 
 pytestmark = [pytest.mark.claims, pytest.mark.slow]
 
-TARGET, LABELS, SEEDS, EPOCHS, BATCH, LR_GRID = "glyphs-cyrillic", 5, (0, 1, 2), 10, 20, (0.003, 0.01, 0.03)
+TARGET, LABELS, SEEDS, EPOCHS, BATCH, LR_GRID = (
+    "glyphs-cyrillic",
+    5,
+    (0, 1, 2),
+    10,
+    20,
+    (0.003, 0.01, 0.03),
+)
 KINDS = ("weight decay", "L2-SP", "head dropout", "label smoothing", "mixup", "cutmix", "LLRD",
          "early stopping")  # fmt: skip
 MEAN, STD = zoo.entry("glyphnet-s").mean, zoo.entry("glyphnet-s").std
@@ -118,12 +125,18 @@ def fine_tune(c, kind, seed, lr, alpha=0.01):
     if kind == "label smoothing":
         args["loss_fn"] = nn.CrossEntropyLoss(label_smoothing=0.1)
     if kind == "early stopping":
-        args["val_loader"] = DataLoader(TensorDataset(c["maps"]["val"], c["y"]["val"]), batch_size=500)
+        args["val_loader"] = DataLoader(
+            TensorDataset(c["maps"]["val"], c["y"]["val"]), batch_size=500
+        )
         args["callbacks"] = [EarlyStopping("val_accuracy", mode="max", patience=3)]
     gen = torch.Generator().manual_seed(seed)
     if kind in ("mixup", "cutmix"):
         k = c["classes"]
-        mix = v2.MixUp(alpha=0.2, num_classes=k) if kind == "mixup" else v2.CutMix(alpha=1.0, num_classes=k)
+        mix = (
+            v2.MixUp(alpha=0.2, num_classes=k)
+            if kind == "mixup"
+            else v2.CutMix(alpha=1.0, num_classes=k)
+        )
         batches = DataLoader(TensorDataset(c["x"]["train"], c["y"]["train"]), batch_size=BATCH,
                              shuffle=True, generator=gen,
                              collate_fn=lambda b: mix(*default_collate(b)))  # fmt: skip
@@ -159,7 +172,9 @@ def test_no_regulariser_gains_more_than_its_spread(chapter, plain):
     base = np.array([scores(chapter, models[s], ("test",))["test"] for s in SEEDS])
     verdicts = {}
     for kind in KINDS:
-        acc = np.array([scores(chapter, fine_tune(chapter, kind, s, lr), ("test",))["test"] for s in SEEDS])
+        acc = np.array(
+            [scores(chapter, fine_tune(chapter, kind, s, lr), ("test",))["test"] for s in SEEDS]
+        )
         diff = acc - base
         verdicts[kind] = (diff.mean(), diff.std(ddof=1))
     gains = [k for k, (m, s) in verdicts.items() if m > s]
@@ -193,7 +208,9 @@ def test_lwf_forgets_less_than_half_of_plain(chapter, plain):
         trunk = nn.Sequential(model.backbone.block3, model.backbone.pool)
         with torch.no_grad():
             recorded = c["source_head"](run_in_batches(trunk, c["maps"]["train"]))
-        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9)
+        opt = torch.optim.SGD(
+            [p for p in model.parameters() if p.requires_grad], lr=lr, momentum=0.9
+        )
         trunk.train()
         data = TensorDataset(c["maps"]["train"], c["y"]["train"], recorded)
         for _ in range(EPOCHS):

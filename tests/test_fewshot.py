@@ -15,7 +15,9 @@ def _pool(classes=6, per_class=10, dim=4, spread=0.1, seed=0):
 
 def test_episode_shapes_labels_and_disjoint_support_query():
     _, targets = _pool()
-    ep = sample_episode(targets, n_way=3, k_shot=2, n_query=4, generator=torch.Generator().manual_seed(1))
+    ep = sample_episode(
+        targets, n_way=3, k_shot=2, n_query=4, generator=torch.Generator().manual_seed(1)
+    )
     assert ep.support.shape == (6,) and ep.query.shape == (12,)
     assert set(ep.support.tolist()).isdisjoint(ep.query.tolist())
     assert ep.support_labels.tolist() == [0, 0, 1, 1, 2, 2]

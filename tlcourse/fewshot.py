@@ -125,4 +125,6 @@ def evaluate_episodes(
             for _ in range(episodes)
         ]
     )
-    return EpisodeResult(float(accs.mean()), 1.96 * float(accs.std(ddof=1)) / math.sqrt(episodes), accs)
+    return EpisodeResult(
+        float(accs.mean()), 1.96 * float(accs.std(ddof=1)) / math.sqrt(episodes), accs
+    )

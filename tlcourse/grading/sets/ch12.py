@@ -34,9 +34,7 @@ def cases_l2sp(gen: torch.Generator) -> list[tuple]:
     names do not start with ``head`` (the rule is: no pretrained value)."""
     cases = []
     for n_pre, n_new in ((2, 1), (3, 2), (1, 3)):
-        start = {
-            f"features.{i}.weight": torch.randn(3, 2 + i, generator=gen) for i in range(n_pre)
-        }
+        start = {f"features.{i}.weight": torch.randn(3, 2 + i, generator=gen) for i in range(n_pre)}
         params = {k: v + 0.3 * torch.randn(v.shape, generator=gen) for k, v in start.items()}
         for j in range(n_new):
             params[f"classifier.{j}.weight"] = torch.randn(2, 3, generator=gen)
