@@ -5,7 +5,7 @@ its own rotation, shift, stretch, colours, background, clutter, blur and noise f
 generator, so a dataset is a pure function of its seed. Only fonts whose character map holds
 the glyph are used for it.
 
-Introduced in notebooks/01_what_is_transfer.ipynb.
+Introduced in notebooks/12_regularisation_and_robustness.ipynb.
 """
 
 from __future__ import annotations
