@@ -13,6 +13,8 @@ fastai_track = pytest.importorskip("tlcourse.fastai_track")
 
 from tlcourse.nets import tiny_cnn  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
+
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 
@@ -130,11 +132,14 @@ def test_head_that_does_not_match_the_classes_fails_clearly(tmp_path):
 
 
 def test_exercise_references_agree_with_fastai(tmp_path):
-    """The ch05 question set reimplements two fastai rules in plain torch; check them against fastai."""
+    """The ch05 solution reimplements two fastai rules in plain torch; check them against fastai."""
     from fastai.optimizer import Adam
 
-    from tlcourse.grading.sets import ch05
+    from tlcourse.grading.references import load_references
 
+    refs = load_references(
+        ROOT / "solutions" / "05_keras_and_fastai.ipynb", ["trainable_after_freeze_to", "group_lrs"]
+    )
     root = _folder(tmp_path / "data")
     learn = _learner(root, tmp_path)
     learn.splitter = fastai_track.block_splitter
@@ -142,9 +147,9 @@ def test_exercise_references_agree_with_fastai(tmp_path):
     for n in (0, 1, 2, -1):
         learn.freeze_to(n)
         trainable = sum(p.numel() for p in learn.model.parameters() if p.requires_grad)
-        assert trainable == ch05.ref_trainable_after_freeze_to(learn.model, n)
+        assert trainable == refs["trainable_after_freeze_to"](learn.model, n)
     groups = fastai_track.block_splitter(learn.model)
     for lr in (slice(1e-5, 1e-3), slice(None, 1e-2), 3e-3):
         opt = Adam(groups, lr=1e-3)
         opt.set_hyper("lr", lr)
-        assert np.allclose([h["lr"] for h in opt.hypers], ch05.ref_group_lrs(lr, len(groups)))
+        assert np.allclose([h["lr"] for h in opt.hypers], refs["group_lrs"](lr, len(groups)))

@@ -1,4 +1,4 @@
-"""The full-profile loaders (images, speech, text) on miniature fakes in the real archive layouts."""
+"""The full-profile loaders (images, speech, text) on miniature fakes in the real archive layouts.
 
 Each test serves a fake archive from 127.0.0.1 and runs the whole path: download -> sha256
 check -> extract -> layout check -> conversion into the course layout.
@@ -66,7 +66,9 @@ def test_pets_becomes_an_imagefolder(site):
     folder, base, requests = site
     images, notes = pets_files(per_breed=6)
     fakes = (
-        fake_resource(image_sets.PETS_RESOURCES[0], write_tar(folder / "images.tar.gz", images), base),
+        fake_resource(
+            image_sets.PETS_RESOURCES[0], write_tar(folder / "images.tar.gz", images), base
+        ),
         fake_resource(
             image_sets.PETS_RESOURCES[1], write_tar(folder / "annotations.tar.gz", notes), base
         ),
@@ -99,7 +101,9 @@ def test_pets_missing_image_is_a_layout_error(site, tmp_path):
     images, notes = pets_files()
     del images["images/Bengal_1.jpg"]
     fakes = (
-        fake_resource(image_sets.PETS_RESOURCES[0], write_tar(folder / "images.tar.gz", images), base),
+        fake_resource(
+            image_sets.PETS_RESOURCES[0], write_tar(folder / "images.tar.gz", images), base
+        ),
         fake_resource(
             image_sets.PETS_RESOURCES[1], write_tar(folder / "annotations.tar.gz", notes), base
         ),
@@ -148,7 +152,9 @@ def test_speech_commands_keeps_its_layout(site):
 def test_speech_commands_without_split_lists(site):
     folder, base, _ = site
     files = {k: v for k, v in speech_commands_files().items() if "testing_list" not in k}
-    res = fake_resource(speech.SPEECH_COMMANDS_RESOURCE, write_tar(folder / "s.tar.gz", files), base)
+    res = fake_resource(
+        speech.SPEECH_COMMANDS_RESOURCE, write_tar(folder / "s.tar.gz", files), base
+    )
     with pytest.raises(LayoutError, match="testing_list.txt"):
         speech.prepare_speech_commands(resource=res, progress=False)
 
@@ -193,7 +199,9 @@ def test_a_file_copied_by_hand_is_used_offline(tmp_path, monkeypatch):
 
 
 def test_catalogue_entries_have_datasheets():
-    for name, entry in {n: d for n, d in catalog.all_datasets().items() if d.profile == "full"}.items():
+    for name, entry in {
+        n: d for n, d in catalog.all_datasets().items() if d.profile == "full"
+    }.items():
         assert entry.profile == "full" and entry.name == name
         for word in ("Origin", "Licence", "Size", "Classes", "Splits", "sha256"):
             assert word in entry.datasheet, (name, word)
