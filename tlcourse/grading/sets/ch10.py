@@ -88,6 +88,9 @@ class Timed(SlowStart):
         self.log.append(self.name)
         return super().forward(x)
 
+    def extra_repr(self) -> str:
+        return f"{self.name!r}, ms_per_image={self.ms_per_image:.6f}"
+
 
 def cases_speedup(gen: torch.Generator) -> list[tuple]:
     """Two stand-ins sharing a log (one handed over in train mode), a true ratio drawn in [1.5, 3]."""
