@@ -59,8 +59,18 @@ def compile_for_cpu(model: nn.Module, example_inputs: torch.Tensor) -> Compiled:
     return compiled
 
 
+def has_int8_dot_product() -> bool:
+    """Whether this CPU has int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI or AMX)."""
+    caps = torch.cpu.get_capabilities()
+    return any(caps.get(k, False) for k in ("avx512_vnni", "avx_vnni", "amx_int8"))
+
+
 def quantize_int8(
-    model: nn.Module, calibration_batches: Iterable[torch.Tensor], *, compile: bool = True
+    model: nn.Module,
+    calibration_batches: Iterable[torch.Tensor],
+    *,
+    compile: bool = True,
+    reduce_range: bool | None = None,
 ) -> nn.Module:
     """Static int8 quantization of a conv net with PT2E, for x86 CPUs; compiled by default.
 
@@ -71,6 +81,11 @@ def quantize_int8(
     4. ``convert_pt2e`` replaces weights by int8 ones (per channel) and adds (de)quantize steps;
     5. inductor compiles the graph into int8 kernels (:func:`compile_for_cpu`; the first-call
        compilation is paid inside this call).
+
+    ``reduce_range`` quantizes activations to 7 bits instead of 8. Without int8 dot-product
+    instructions, oneDNN's int8 kernels add pairs of u8 x s8 products in 16-bit registers, which
+    overflow with full-range activations and cost accuracy; the default (``None``) reduces the
+    range exactly on such CPUs (:func:`has_int8_dot_product` false), as PyTorch advises.
 
     Returns the :class:`Compiled` model, or the int8 ``GraphModule`` when ``compile=False``.
     """
@@ -86,7 +101,10 @@ def quantize_int8(
         raise ValueError("Give at least one calibration batch of 2 or more inputs (N, ...).")
     batch = torch.export.Dim("batch")
     program = torch.export.export(model.eval(), (batches[0],), dynamic_shapes=({0: batch},))
-    quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config())
+    if reduce_range is None:
+        reduce_range = not has_int8_dot_product()
+    config = get_default_x86_inductor_quantization_config(reduce_range=reduce_range)
+    quantizer = X86InductorQuantizer().set_global(config)
     prepared = prepare_pt2e(program.module(), quantizer)
     with torch.no_grad():
         for x in batches:
