@@ -9,6 +9,8 @@ point of fp32.
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
@@ -22,9 +24,12 @@ from tlcourse.surgery import count_parameters
 pytestmark = [pytest.mark.claims, pytest.mark.slow]
 
 DATASET, MODEL, LABELS, EPOCHS, BATCH = "glyphs-greek", "glyphnet-m", 20, 4, 32
+VAL_PER_CLASS, TEST_PER_CLASS = 25, 50
 
 
-def stacked(dataset) -> TensorDataset:
+def stacked(dataset, per_class: int) -> TensorDataset:
+    chosen = splits.labels_per_class_subset(splits.targets_of(dataset), per_class, seed=0)
+    dataset = splits.subset(dataset, chosen)
     images = torch.stack([dataset[i][0] for i in range(len(dataset))])
     return TensorDataset(images, torch.as_tensor(splits.targets_of(dataset)))
 
@@ -39,9 +44,9 @@ def chapter():
     torch.set_num_threads(1)
     pre = zoo.preprocessing(MODEL)
     train_all = catalog.load(DATASET, "train", pre)
-    labelled = splits.labels_per_class_subset(splits.targets_of(train_all), LABELS, seed=0)
-    train = stacked(splits.subset(train_all, labelled))
-    val, test = (stacked(catalog.load(DATASET, s, pre)) for s in ("val", "test"))
+    train = stacked(train_all, LABELS)
+    val = stacked(catalog.load(DATASET, "val", pre), VAL_PER_CLASS)
+    test = stacked(catalog.load(DATASET, "test", pre), TEST_PER_CLASS)
     seed_everything(0)
     model = zoo.load(MODEL, num_classes=len(train_all.classes))
     batches = loader(train, shuffle=True, batch_size=BATCH)
@@ -64,9 +69,13 @@ def test_pruning_half_the_channels_keeps_at_most_half_the_parameters_and_is_fast
     example = val.tensors[0][:64]
     pruned = compress.prune_channels(model, 0.5, example[:2])
     assert count_parameters(pruned) <= count_parameters(model) / 2
-    dense = compress.measure(model, example, batch_sizes=(64,), threads=1)
-    small = compress.measure(pruned, example, batch_sizes=(64,), threads=1)
-    assert dense["ms_b64"] / small["ms_b64"] > 1.25, (dense, small)
+    times = {"dense": [], "pruned": []}
+    for _ in range(3):  # in turn: a change of the machine's load hits both alike
+        for name, variant in (("dense", model), ("pruned", pruned)):
+            row = compress.measure(variant, example, batch_sizes=(64,), warmup=1, repeats=3)
+            times[name].append(row["ms_b64"])
+    ratio = statistics.median(times["dense"]) / statistics.median(times["pruned"])
+    assert ratio > 1.25, times
 
 
 def test_int8_is_3_5x_smaller_and_within_a_point_on_test(chapter):
