@@ -32,7 +32,7 @@ class Compiled(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.graph_module = model
-        self.__dict__["compiled"] = torch.compile(model, dynamic=True)  # not a submodule
+        self.__dict__["compiled"] = torch.compile(model)  # not a submodule
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         import torch._inductor.config as inductor
@@ -48,13 +48,15 @@ class Compiled(nn.Module):
 def compile_for_cpu(model: nn.Module, example_inputs: torch.Tensor) -> Compiled:
     """``torch.compile`` ``model`` (eval mode) with freezing; compiled here, not at first use.
 
-    The first calls pay for the compilation: one for batches of at least 16 (the batch
+    The first calls pay for the compilation: one for batches of at least 16 (only the batch
     dimension is dynamic) and one for a batch of 1, which inductor specialises.
     """
     if not isinstance(model, torch.fx.GraphModule):
         model = model.eval()
     compiled = Compiled(model)
-    compiled(batch_of(example_inputs, max(16, len(example_inputs))))
+    batch = batch_of(example_inputs, max(16, len(example_inputs)))
+    torch._dynamo.mark_dynamic(batch, 0)  # the batch size varies, the image size does not
+    compiled(batch)
     compiled(example_inputs[:1])
     return compiled
 
