@@ -4,9 +4,9 @@ Prints one table (weights file size, latency at batch 1 and batch 64, threads fi
 fp32 eager, fp32 compiled, unstructured 80 % zeros, channels pruned (torch-pruning), int8 (PT2E,
 compiled) and pruned + int8, all measured with ``tlcourse.compress.measure``. Without ImageNet
 images here, accuracy is replaced by the *agreement* of each variant's top-1 ImageNet class
-with fp32's on glyph images upscaled to 224 px (calibration uses other glyph images). The pruned
-rows are not fine-tuned (see notebooks/10_compression.ipynb for the recovery fine-tune), so
-their agreement only shows how much an untuned pruning breaks.
+with fp32's on 64 random crops of scikit-learn's two bundled photographs (calibration uses other
+crops). The pruned rows are not fine-tuned (see notebooks/10_compression.ipynb for the
+recovery fine-tune), so their agreement only shows how much an untuned pruning breaks.
 
     OMP_NUM_THREADS=1 python scripts/bench_compress.py [--threads 1] [--repeats 3] [--amount 0.3]
 """
@@ -19,21 +19,23 @@ import time
 
 import pandas as pd
 import torch
-from torch.nn import functional as F
 
 from tlcourse import compress, quantize, zoo
-from tlcourse.datasets import catalog
 from tlcourse.surgery import count_parameters
 
 NAME = "efficientnet-lite0"
 
 
-def glyph_images(split: str, n: int, size: int = 224) -> torch.Tensor:
-    """``n`` glyph images ``(n, 3, size, size)`` normalised for EfficientNet-Lite0 (mean = std = 0.5)."""
-    data = catalog.load("glyphs-greek", split)
-    x = torch.stack([data[i][0] for i in range(n)])
-    x = x.float() / 255 if x.dtype == torch.uint8 else x
-    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+def photo_crops(n: int, seed: int, size: int = 224) -> torch.Tensor:
+    """``n`` random crops ``(n, 3, size, size)`` of scikit-learn's two bundled photographs (a
+    temple, a flower), normalised for EfficientNet-Lite0 (mean = std = 0.5): real photos, offline."""
+    from sklearn.datasets import load_sample_images
+    from torchvision.transforms import v2
+
+    photos = [torch.from_numpy(p).permute(2, 0, 1) for p in load_sample_images().images]
+    crop = v2.RandomResizedCrop(size, scale=(0.2, 1.0), antialias=True)
+    torch.manual_seed(seed)
+    x = torch.stack([crop(photos[i % len(photos)]) for i in range(n)]).float() / 255
     return (x - 0.5) / 0.5
 
 
@@ -46,8 +48,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = zoo.load_imagenet(NAME).model.eval()
-    calibration = glyph_images("train", 64).split(16)
-    probe = glyph_images("test", 64)
+    calibration = photo_crops(64, seed=1).split(16)
+    probe = photo_crops(64, seed=0)
     with torch.no_grad():
         reference = model(probe).argmax(-1)
 
