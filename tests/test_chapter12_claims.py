@@ -42,13 +42,6 @@ def pixels(dataset):
     return dataset.images.float() / 255, torch.as_tensor(dataset.targets)
 
 
-def render_letters(chars, per_class, seed):
-    rng = np.random.default_rng(seed)
-    images = np.stack([glyphs.render(c, rng) for c in chars for _ in range(per_class)])
-    labels = torch.arange(len(chars)).repeat_interleave(per_class)
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, labels
-
-
 @torch.no_grad()
 def run_in_batches(module, inputs, size=500):
     module.eval()
@@ -89,8 +82,8 @@ def chapter():
     x["test"], y["test"] = pixels(catalog.load(TARGET, "test"))
     latin = glyphs.GLYPH_SETS["glyphs-latin"].chars
     chars = [latin[n] for n in sorted(latin)]
-    x["source fit"], y["source fit"] = render_letters(chars, 20, 100)
-    x["source"], y["source"] = render_letters(chars, 20, 101)
+    x["source fit"], y["source fit"] = glyphs.sample(chars, 20, 100)
+    x["source"], y["source"] = glyphs.sample(chars, 20, 101)
     classes = len(train_all.classes)
     start = zoo.load("glyphnet-s", num_classes=classes)
     surgery.freeze(start)

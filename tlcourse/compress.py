@@ -18,8 +18,6 @@ import copy
 import json
 import operator
 import os
-import statistics
-import time
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from tlcourse import timing
 from tlcourse.atomic import atomic_write
 
 WIDTH_ATTRS = (
@@ -51,17 +50,8 @@ def batch_of(example: torch.Tensor, size: int) -> torch.Tensor:
 
 def latency_ms(model: Any, batch: torch.Tensor, *, warmup: int = 3, repeats: int = 10) -> float:
     """Median wall milliseconds of one ``model(batch)`` call, after ``warmup`` untimed calls."""
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"Need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}.")
     with torch.no_grad():
-        for _ in range(warmup):
-            model(batch)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(batch)
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        return timing.latency_ms(lambda: model(batch), warmup=warmup, repeats=repeats)
 
 
 def accuracy(model: Any, loader: Iterable) -> float:

@@ -20,10 +20,8 @@ import hashlib
 import io
 import json
 import os
-import statistics
-import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from torch import nn
 
 from tlcourse.atomic import atomic_write
 from tlcourse.predict import META_CLASSES, META_INPUT, META_INPUT_SIZE, load_session
+from tlcourse.timing import latency_ms  # noqa: F401 - export.latency_ms times a session or a model
 
 Inputs = torch.Tensor | Sequence[torch.Tensor]
 
@@ -199,18 +198,6 @@ def check_parity(model: nn.Module, artefact: Any, inputs: Inputs, *, atol: float
     if not diff <= atol:
         raise ParityError(f"The artefact disagrees with PyTorch: {parity}.")
     return parity
-
-
-def latency_ms(run: Callable[[], Any], *, repeats: int = 10, warmup: int = 2) -> float:
-    """Median wall time of ``run()`` in milliseconds over ``repeats`` calls (after ``warmup``)."""
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def save_state(

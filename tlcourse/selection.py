@@ -13,7 +13,6 @@ Introduced in notebooks/03_choosing_a_model.ipynb.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from tlcourse import timing
 from tlcourse.recipes import extract_features, logistic_probe
 from tlcourse.surgery import count_parameters
 
@@ -101,21 +101,15 @@ def latency_ms(
 
     Introduced in notebooks/03_choosing_a_model.ipynb.
     """
-    if warmup < 0 or repeats < 1:
-        raise ValueError(f"Need warmup >= 0 and repeats >= 1, got {warmup} and {repeats}.")
     device = next(model.parameters(), torch.empty(0)).device
     was_training = model.training
     model.cpu().eval()
     x = torch.randn(batch_size, *input_size)
-    for _ in range(warmup):
-        model(x)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x)
-        times.append(time.perf_counter() - start)
-    model.to(device).train(was_training)
-    return 1000 * statistics.median(times) / batch_size
+    try:
+        ms = timing.latency_ms(lambda: model(x), warmup=warmup, repeats=repeats)
+    finally:
+        model.to(device).train(was_training)
+    return ms / batch_size
 
 
 def probe_accuracy(

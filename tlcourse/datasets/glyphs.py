@@ -20,6 +20,7 @@ from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from tlcourse.datasets.imagefolder import SPLITS, write_class
@@ -313,3 +314,17 @@ def build(
         targets = np.concatenate([[k] * len(parts[s]) for k, parts in enumerate(per_class)])
         out.append((images, targets.astype(np.int64)))
     return classes, out
+
+
+def sample(chars: list[str], per_class: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` fresh renderings of every character in ``chars``, drawn from ``seed``.
+
+    Returns pixels ``(len(chars) * per_class, 3, 32, 32)`` float in ``[0, 1]`` and labels (the
+    index of the character in ``chars``), class by class.
+
+    Introduced in notebooks/12_regularisation_and_robustness.ipynb.
+    """
+    rng = np.random.default_rng(seed)
+    images = np.stack([render(c, rng) for c in chars for _ in range(per_class)])
+    labels = torch.arange(len(chars)).repeat_interleave(per_class)
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255, labels

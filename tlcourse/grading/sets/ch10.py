@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from tlcourse.grading.cases import bn_tiny_cnn
 from tlcourse.grading.data_observers import SlowStart
 from tlcourse.grading.questions import OpenQuestion, Question, same
-from tlcourse.nets import tiny_cnn
 
 # ------------------------------------------------------------------ 10.1 prune by hand
 
@@ -27,17 +27,9 @@ def cases_prune(gen: torch.Generator) -> list[tuple]:
     for _ in range(3):
         width = int(torch.randint(3, 7, (1,), generator=gen))
         classes = int(torch.randint(2, 6, (1,), generator=gen))
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
-            model = tiny_cnn(num_classes=classes, width=width)
-            for m in model.modules():
-                if isinstance(m, nn.BatchNorm2d):
-                    m.running_mean.uniform_(-0.5, 0.5)
-                    m.running_var.uniform_(0.5, 2.0)
-                    m.weight.data.uniform_(0.5, 1.5)
-                    m.bias.data.uniform_(-0.5, 0.5)
+        model = bn_tiny_cnn(gen, classes, width, affine=True)
         keep = int(torch.randint(1, 4 * width, (1,), generator=gen))
-        cases.append((model.eval(), keep))
+        cases.append((model, keep))
     return cases
 
 
