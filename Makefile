@@ -38,21 +38,26 @@ lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name tlcourse --display-name "Python (tlcourse)" >/dev/null
 	$(PY) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_ARGS) $(LAB_ARGS) notebooks/00_welcome.ipynb
 
-# Unit tests, claims tests and the grading round trip (two workers of one thread each: two
-# workers of two OpenMP threads on two cores spin against each other and run ~40x slower),
-# then every notebook in
-# notebooks/ and solutions/ one at a time so that each one's time is its own; all offline.
+# Unit tests, claims tests and the grading round trip; then `preflight` builds the course cache
+# the notebooks use (as an instructor does before a class); then every notebook in notebooks/
+# and solutions/, two at a time (one whole notebook per worker: --dist loadscope). Every stage
+# runs two workers of one OpenMP thread each: two workers of two threads on two cores spin
+# against each other and run ~40x slower. All offline; each notebook's time is reported.
+NB_RUN := OMP_NUM_THREADS=1 TLCOURSE_HOME=$(TEST_HOME) bash scripts/offline.sh $(PY) -m pytest \
+	-n 2 --dist loadscope -p no:cacheprovider --nbval-lax --nbval-current-env \
+	--nbval-cell-timeout=$(NB_TIMEOUT)
+
 test: $(STAMP)
 	OMP_NUM_THREADS=1 bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider $(PYTEST_ARGS) tests
-	TLCOURSE_HOME=$(TEST_HOME) bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax \
-		--nbval-current-env --nbval-cell-timeout=$(NB_TIMEOUT) $(PYTEST_ARGS) notebooks solutions
+	TLCOURSE_HOME=$(TEST_HOME) bash scripts/offline.sh $(PY) -m tlcourse preflight
+	$(NB_RUN) $(PYTEST_ARGS) notebooks solutions
 
 unit: $(STAMP)
 	OMP_NUM_THREADS=1 bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider -m "not claims" tests
 
 notebooks: $(STAMP)
-	TLCOURSE_HOME=$(TEST_HOME) bash scripts/offline.sh $(PY) -m pytest -p no:cacheprovider --nbval-lax \
-		--nbval-current-env --nbval-cell-timeout=$(NB_TIMEOUT) $(PYTEST_ARGS) notebooks solutions
+	TLCOURSE_HOME=$(TEST_HOME) bash scripts/offline.sh $(PY) -m tlcourse preflight
+	$(NB_RUN) $(PYTEST_ARGS) notebooks solutions
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
