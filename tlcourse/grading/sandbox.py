@@ -170,7 +170,7 @@ def stage1(job_path: Path) -> None:
     root = Path(job["root"])
     _mount("--make-rprivate", "/")
     if job.get("private_tmp"):
-        _private_tmp(Path(job["private_tmp"]), root)
+        _private_tmp(Path(job["private_tmp"]), [root, *_code_folders()])
     _mount("--bind", str(root), str(root))
     _mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", "/dev/shm", check=False)
     for folder in job.get("hide", []):
@@ -186,26 +186,35 @@ def stage1(job_path: Path) -> None:
     )
 
 
-def _private_tmp(tmp: Path, root: Path) -> None:
+def _private_tmp(tmp: Path, keep: list[Path]) -> None:
     """An empty tmpfs over ``tmp`` (other runs' folders, test copies of solutions vanish), with
-    ``root`` bound back in place through a file descriptor opened before it was covered."""
+    each folder of ``keep`` that lies inside it (the sandbox root; the Python environment and the
+    course's code when they were installed under ``tmp``) bound back in place through a file
+    descriptor opened before it was covered."""
     if not tmp.is_dir() or tmp.resolve() == Path("/"):
         return
-    inside = tmp.resolve() in root.resolve().parents
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY) if inside else None
+    inside = {p.resolve() for p in keep if tmp.resolve() in p.resolve().parents}
+    fds = {p: os.open(p, os.O_RDONLY | os.O_DIRECTORY) for p in sorted(inside)}
     try:
         _mount("-t", "tmpfs", "-o", "size=1m,mode=1777", "tmpfs", str(tmp))
-        if fd is not None:
-            root.mkdir(parents=True, exist_ok=True)
+        for path, fd in fds.items():
+            path.mkdir(parents=True, exist_ok=True)
             subprocess.run(
-                ["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", str(root)],
+                ["mount", "--no-canonicalize", "--bind", f"/proc/self/fd/{fd}", str(path)],
                 check=True,
                 capture_output=True,
                 pass_fds=(fd,),
             )
     finally:
-        if fd is not None:
+        for fd in fds.values():
             os.close(fd)
+
+
+def _code_folders() -> list[Path]:
+    """What a run needs to start Python and import the course: the environment's prefixes and
+    the folder the ``tlcourse`` package is imported from (an editable install's checkout)."""
+    package = Path(__file__).resolve().parents[2]
+    return [Path(sys.prefix), Path(sys.base_prefix), package]
 
 
 def _mount(*args: str, check: bool = True) -> None:
