@@ -226,14 +226,28 @@ def _exec_text(text):
         pass
     _take(namespace)
 
+_ast = __import__("ast")
+
+# Only the imports and function definitions of a cell: an attacker wants the answers, and what
+# else a notebook under /tmp does (another hostile submission deleting its folder, a cell that
+# loops or exits) must not run here, where the control test has no sandbox.
+def _definitions(text):
+    try:
+        tree = _ast.parse(text)
+    except BaseException:
+        return ""
+    kept = (_ast.Import, _ast.ImportFrom, _ast.FunctionDef)
+    return _ast.unparse(_ast.Module([n for n in tree.body if isinstance(n, kept)], []))
+
 def _exec_notebook(path):
     try:
         cells = _json.loads(open(path).read())["cells"]
     except BaseException:
         return
     for cell in cells:
-        if cell.get("cell_type") == "code" and "check(" not in "".join(cell["source"]):
-            _exec_text("".join(cell["source"]))
+        source = "".join(cell["source"]) if cell.get("cell_type") == "code" else ""
+        if any("def " + name + "(" in source for name in _NAMES):
+            _exec_text(_definitions(source))
 """
 
 STEAL_FINISH = """
