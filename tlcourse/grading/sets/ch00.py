@@ -9,6 +9,7 @@ Introduced in exercises/00_warmup.ipynb.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from tlcourse.grading.cases import random_classifier
 from tlcourse.grading.observers import image_classifier_report, trainable_flags
@@ -36,10 +37,24 @@ def cases_model(gen: torch.Generator) -> list[tuple]:
 
 
 def cases_swap(gen: torch.Generator) -> list[tuple]:
-    return [
-        (random_classifier(gen, p_trainable=0.6), int(torch.randint(2, 40, (1,), generator=gen)))
-        for _ in range(3)
-    ]
+    """Models whose old head is gone (``nn.Identity``, a feature extractor), was replaced by a
+    two-layer MLP for another task, or is a plain ``nn.Linear``; a new class count for each."""
+    cases = []
+    for kind in ("removed", "mlp", "linear"):
+        model = random_classifier(gen, p_trainable=0.6)
+        features = model.head.in_features
+        hidden = features + int(torch.randint(1, 9, (1,), generator=gen))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+            if kind == "removed":
+                model.head = nn.Identity()
+            elif kind == "mlp":
+                old = model.head.out_features
+                model.head = nn.Sequential(
+                    nn.Linear(features, hidden), nn.ReLU(), nn.Linear(hidden, old)
+                )
+        cases.append((model, int(torch.randint(2, 40, (1,), generator=gen))))
+    return cases
 
 
 # ------------------------------------------------------------------------- 00.4 normalise
@@ -58,12 +73,18 @@ def cases_normalize(gen: torch.Generator) -> list[tuple]:
 # -------------------------------------------------------------------------- 00.5 accuracy
 
 
+UNLABELLED = -100  # PyTorch's ignore_index: a row that carries no label
+
+
 def cases_accuracy(gen: torch.Generator) -> list[tuple]:
+    """Logits and labels where some rows are unlabelled (about 30 %, none, about half)."""
     cases = []
-    for n, c in ((10, 3), (37, 5), (8, 2)):
+    for n, c, p_unlabelled in ((12, 3, 0.3), (37, 5, 0.0), (16, 2, 0.5)):
         logits = torch.randn(n, c, generator=gen)
         labels = torch.randint(0, c, (n,), generator=gen)
-        cases.append((logits, labels))
+        unlabelled = torch.rand(n, generator=gen) < p_unlabelled
+        unlabelled[int(torch.randint(0, n, (1,), generator=gen))] = False  # one row keeps its label
+        cases.append((logits, labels.masked_fill(unlabelled, UNLABELLED)))
     return cases
 
 
@@ -90,11 +111,12 @@ QUESTIONS = [
         id="00.3",
         function="swap_head",
         points=2,
-        title="a new head for a new class count",
+        title="a new head sized from the backbone",
         cases=cases_swap,
         observe=image_classifier_report,
-        hint="a new nn.Linear whose in_features match the backbone's feature size; "
-        "leave the backbone as it is and return the model.",
+        hint="the old head may be gone or belong to another task, so its sizes prove nothing: ask "
+        "the backbone how wide its features are (its last layer, or its output on a dummy batch in "
+        "eval mode: a forward pass in training mode moves the BatchNorm statistics).",
     ),
     Question(
         id="00.4",
@@ -109,9 +131,10 @@ QUESTIONS = [
         id="00.5",
         function="accuracy",
         points=1,
-        title="accuracy from logits",
+        title="accuracy from logits, unlabelled rows left out",
         cases=cases_accuracy,
-        hint="the predicted class is the argmax over dim 1; return a Python float (.item()).",
+        hint="a row labelled -100 is neither right nor wrong: leave it out of the correct rows and of "
+        "the number of rows; the predicted class is the argmax over dim 1; return a Python float.",
     ),
     OpenQuestion(id="00.6", points=2, title="feature extraction or fine-tuning?"),
 ]

@@ -1,4 +1,5 @@
-"""Chapter 01 (what transfer learning is): freeze by depth, a closed-form probe, few labels.
+"""Chapter 01 (what transfer learning is): freeze by depth within a budget, a closed-form probe,
+few labels.
 
 The reference answers live in the solution notebook (solutions/), never here; the learner
 writes their own in exercises/01_what_is_transfer.ipynb.
@@ -14,13 +15,24 @@ from tlcourse.grading.cases import random_classifier
 from tlcourse.grading.observers import trainable_flags
 from tlcourse.grading.questions import OpenQuestion, Question
 
-# -------------------------------------------------------------------- 01.1 freeze first k
+# ------------------------------------------------------------- 01.1 freeze within a budget
 
 
-def cases_freeze(gen: torch.Generator) -> list[tuple]:
-    """k = 0, all blocks, and two in between, on models that arrive with random flags."""
-    middle = [int(torch.randint(1, 3, (1,), generator=gen)) for _ in range(2)]
-    return [(random_classifier(gen), k) for k in (0, 3, *middle)]
+def cases_budget(gen: torch.Generator) -> list[tuple]:
+    """Models that arrive with random flags and budgets as fractions of their size: all of it
+    (nothing frozen), none (the head alone is over), and three in between."""
+    cases = []
+    for low, high in ((1.0, 1.0), (0.0, 0.0), (0.3, 0.7), (0.8, 0.92), (0.965, 0.995)):
+        model = random_classifier(gen)
+        total = sum(p.numel() for p in model.parameters())
+        fraction = float(torch.empty(1).uniform_(low, high, generator=gen))
+        cases.append((model, int(total * fraction)))
+    return cases
+
+
+def budget_report(result: object, args: tuple) -> dict:
+    """The number of frozen blocks the function returned, and every parameter's flag after it."""
+    return {"returned": result, "requires_grad": trainable_flags(result, args)}
 
 
 # ------------------------------------------------------------------ 01.3 prototype probe
@@ -61,13 +73,14 @@ def cases_first_k(gen: torch.Generator) -> list[tuple]:
 QUESTIONS = [
     Question(
         id="01.1",
-        function="freeze_first_k",
+        function="freeze_within_budget",
         points=2,
-        title="freeze exactly the first k blocks",
-        cases=cases_freeze,
-        observe=trainable_flags,
-        hint="count only backbone children that have parameters (the pooling block has none); "
-        "make everything trainable first, then freeze the first k of them.",
+        title="freeze just enough blocks to fit a training budget",
+        cases=cases_budget,
+        observe=budget_report,
+        hint="only backbone children with parameters count as blocks (the pooling block has none); "
+        "the answer is the smallest k that fits, counted as the model will be after freezing, not "
+        "from the flags it arrived with; when no k fits, every block freezes and the head trains.",
     ),
     Question(
         id="01.2",

@@ -1,5 +1,6 @@
 """Chapter 04 (image fine-tuning in PyTorch): partial freezing, the two-stage fine-tune, where
-a range test stops, reading a learning rate off its curve, and the most confident mistakes.
+a range test stops, a learning rate from the longest valley of its curve, and the most confident
+mistakes.
 
 The reference answers live in the solution notebook (solutions/), never here; the learner
 writes their own in exercises/04_image_finetuning.ipynb.
@@ -17,6 +18,7 @@ from torch import nn
 
 from tlcourse.grading.observers import trainable_flags
 from tlcourse.grading.questions import OpenQuestion, Question, same
+from tlcourse.lr_finder import smooth_losses
 from tlcourse.nets import Classifier, conv_block
 
 
@@ -116,7 +118,7 @@ def cases_divergence(gen: torch.Generator) -> list[tuple]:
     return cases
 
 
-# -------------------------------------------------------------- 04.4 lr from a range test
+# ------------------------------------------------------- 04.4 the longest valley of a curve
 
 
 def _curve(gen: torch.Generator) -> tuple[list[float], list[float]]:
@@ -131,15 +133,13 @@ def _curve(gen: torch.Generator) -> tuple[list[float], list[float]]:
 
 
 def cases_curve(gen: torch.Generator) -> list[tuple]:
-    return [_curve(gen) for _ in range(3)]
-
-
-def within_a_grid_step(got: object, expected: float) -> str | None:
-    """Accept the expected rate or a neighbouring point of the grid (different slope formulas)."""
-    if type(got) not in (float, int) or not got > 0:
-        return f"the result: expected a positive float learning rate, got {got!r}"
-    ratio = max(got / expected, expected / got)
-    return None if ratio < 1.6 else f"the result: expected about {expected:.3g}, got {got:.3g}"
+    """Curves as ``lr_range_test`` returns them: noisy raw losses (more or less noise), smoothed."""
+    cases = []
+    for noise in (0.03, 0.05, 0.08):
+        lrs, losses = _curve(gen)
+        raw = np.asarray(losses) + noise * torch.randn(len(lrs), generator=gen).numpy()
+        cases.append((lrs, smooth_losses(raw.tolist(), 0.9)))
+    return cases
 
 
 # ---------------------------------------------------------------- 04.5 confident mistakes
@@ -187,13 +187,13 @@ QUESTIONS = [
     ),
     Question(
         id="04.4",
-        function="steepest_lr",
+        function="valley_lr",
         points=2,
-        title="read a learning rate off a range-test curve",
+        title="a learning rate from the longest valley of a range-test curve",
         cases=cases_curve,
-        compare=within_a_grid_step,
-        hint="look only up to the lowest loss; the slope is the change in loss per change in "
-        "log10(lr) (np.gradient works); return the rate where it is most negative.",
+        hint="a valley is a stretch of consecutive points where every step lowers the loss; a "
+        "single step up ends it; among the longest, the first; its middle point rounds down; "
+        "return the rate there as a float.",
     ),
     Question(
         id="04.5",
