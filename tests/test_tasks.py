@@ -119,7 +119,9 @@ def test_text_task_full_profile_reads_sst2_and_holds_out_val(monkeypatch):
 
     names = ("negative", "positive")
     fake = {
-        "train": text.TextSplit([f"film {i}" for i in range(40)], [i % 2 for i in range(40)], names),
+        "train": text.TextSplit(
+            [f"film {i}" for i in range(40)], [i % 2 for i in range(40)], names
+        ),
         "val": text.TextSplit(["great"], [1], names),
     }
     monkeypatch.setattr(text, "load_sst2", lambda split, **kw: fake[split])
