@@ -38,7 +38,7 @@ lab: $(STAMP)
 	$(PY) -m ipykernel install --sys-prefix --name tlcourse --display-name "Python (tlcourse)" >/dev/null
 	$(PY) -m jupyter lab --ServerApp.root_dir="$(CURDIR)" $(ROOT_ARGS) $(LAB_ARGS) notebooks/00_welcome.ipynb
 
-# Unit tests, claims tests and the grading round trip; then `preflight` builds the course cache
+# Lint (ruff, seconds); unit tests, claims tests and the grading round trip; then `preflight` builds the course cache
 # the notebooks use (as an instructor does before a class); then every notebook in notebooks/
 # and solutions/, two at a time (one whole notebook per worker: --dist loadscope). Every stage
 # runs two workers of one OpenMP thread each: two workers of two threads on two cores spin
@@ -48,6 +48,7 @@ NB_RUN := OMP_NUM_THREADS=1 TLCOURSE_HOME=$(TEST_HOME) bash scripts/offline.sh $
 	--nbval-cell-timeout=$(NB_TIMEOUT)
 
 test: $(STAMP)
+	$(PY) -m ruff check --quiet . && $(PY) -m ruff format --check --quiet .
 	OMP_NUM_THREADS=1 bash scripts/offline.sh $(PY) -m pytest -n 2 --dist loadscope -p no:cacheprovider $(PYTEST_ARGS) tests
 	TLCOURSE_HOME=$(TEST_HOME) bash scripts/offline.sh $(PY) -m tlcourse preflight
 	$(NB_RUN) $(PYTEST_ARGS) notebooks solutions
