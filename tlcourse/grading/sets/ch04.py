@@ -132,13 +132,26 @@ def _curve(gen: torch.Generator) -> tuple[list[float], list[float]]:
     return lrs.tolist(), losses.tolist()
 
 
+def _two_valleys(gen: torch.Generator) -> tuple[list[float], list[float]]:
+    """Two valleys of the same length with a bump between them, then a blow-up: the rule's
+    tie-break (the first valley) decides the answer."""
+    steps = int(torch.randint(3, 7, (1,), generator=gen))
+    first = np.linspace(2.5, 1.5, steps + 1)
+    second = np.linspace(1.8, 0.8, steps + 1)
+    losses = [*first, 1.6, *second, 3.0, 5.0]
+    start = float(torch.empty(1).uniform_(-6.0, -4.0, generator=gen))
+    return np.logspace(start, start + 0.1 * (len(losses) - 1), len(losses)).tolist(), losses
+
+
 def cases_curve(gen: torch.Generator) -> list[tuple]:
-    """Curves as ``lr_range_test`` returns them: noisy raw losses (more or less noise), smoothed."""
+    """Curves as ``lr_range_test`` returns them (noisy raw losses, more or less noise, smoothed),
+    and one curve whose two longest valleys tie."""
     cases = []
     for noise in (0.03, 0.05, 0.08):
         lrs, losses = _curve(gen)
         raw = np.asarray(losses) + noise * torch.randn(len(lrs), generator=gen).numpy()
         cases.append((lrs, smooth_losses(raw.tolist(), 0.9)))
+    cases.append(_two_valleys(gen))
     return cases
 
 
