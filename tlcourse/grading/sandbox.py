@@ -170,7 +170,8 @@ def stage1(job_path: Path) -> None:
     root = Path(job["root"])
     _mount("--make-rprivate", "/")
     if job.get("private_tmp"):
-        _private_tmp(Path(job["private_tmp"]), [root, *_code_folders()])
+        code = [Path(sys.prefix), Path(sys.base_prefix), Path(__file__).resolve().parents[2]]
+        _private_tmp(Path(job["private_tmp"]), [root, *code])  # Python and tlcourse may be there
     _mount("--bind", str(root), str(root))
     _mount("-t", "tmpfs", "-o", "size=64m", "tmpfs", "/dev/shm", check=False)
     for folder in job.get("hide", []):
@@ -208,13 +209,6 @@ def _private_tmp(tmp: Path, keep: list[Path]) -> None:
     finally:
         for fd in fds.values():
             os.close(fd)
-
-
-def _code_folders() -> list[Path]:
-    """What a run needs to start Python and import the course: the environment's prefixes and
-    the folder the ``tlcourse`` package is imported from (an editable install's checkout)."""
-    package = Path(__file__).resolve().parents[2]
-    return [Path(sys.prefix), Path(sys.base_prefix), package]
 
 
 def _mount(*args: str, check: bool = True) -> None:
