@@ -3,7 +3,9 @@
 glyphnet-s fine-tuned briefly on glyph digits (as in the notebook, fewer labels): a run stopped,
 saved as safetensors and continued in new objects ends bit for bit where the unstopped run does,
 while continuing from the weights alone does not; its ONNX export (preprocessing inside, batch 2)
-agrees with PyTorch within 1e-4 on the whole test split and gives the same test accuracy.
+agrees with PyTorch within 1e-4 on the whole test split and gives the same test accuracy; a .pt2
+exported from a slice of the test images carries the whole split (its example inputs' storage), a
+copy does not.
 """
 
 from __future__ import annotations
@@ -75,3 +77,19 @@ def test_onnx_with_preprocessing_matches_pytorch_on_test(task, tmp_path):
         torch_logits = deployable(test.images).numpy()
     truth = test.targets.numpy()
     assert (onnx_logits.argmax(-1) == truth).mean() == (torch_logits.argmax(-1) == truth).mean()
+
+
+def test_pt2_carries_the_storage_of_its_example_inputs(task, tmp_path):
+    """A .pt2 stores its example inputs: a two-image slice of the test split ships all of it."""
+    train, test, entry = task
+    seed_everything(0)
+    model = zoo.load(BACKBONE, num_classes=len(train.classes))
+    deployable = export.WithPreprocessing(model, entry.mean, entry.std).eval()
+    sizes = {}
+    for name, example in (("view", test.images[:2]), ("copy", test.images[:2].clone())):
+        path = tmp_path / f"{name}.pt2"
+        export.to_torch_export(deployable, example, path)
+        sizes[name] = path.stat().st_size
+    weights = sum(v.numel() * v.element_size() for v in model.state_dict().values())
+    assert sizes["copy"] < 1.5 * weights
+    assert sizes["view"] - sizes["copy"] >= 0.9 * test.images.numel()  # uint8: one byte each
