@@ -4,6 +4,8 @@ Statement (the notebook asserts the same, on the same recipe and budget): with 5
 keyword and the same budget (40 steps of 16 augmented clips), kwsnet fine-tuned with
 discriminative learning rates beats the same architecture trained from scratch by >= 15 accuracy
 points on average over seeds, and on every seed; the linear probe beats scratch by >= 15 points too.
+At this budget scratch stays close to chance (under 0.25 on average, 0.10 is guessing) and the probe,
+fitted to convergence, is ahead of fine-tuning on average.
 The notebook uses seeds 0-2; this test adds seeds 3 and 4.
 """
 
@@ -53,3 +55,5 @@ def test_fine_tuned_kwsnet_beats_scratch_by_15_points_at_5_labels_per_class():
     assert means["fine-tune"] >= means["scratch"] + 0.15, means
     assert all(f > s for f, s in zip(scores["fine-tune"], scores["scratch"], strict=True)), scores
     assert means["probe"] >= means["scratch"] + 0.15, means
+    assert means["scratch"] < 0.25, means
+    assert means["probe"] > means["fine-tune"], means
