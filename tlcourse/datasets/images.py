@@ -39,7 +39,7 @@ from torch.utils.data import Dataset
 from tlcourse.atomic import build_atomically
 from tlcourse.datasets import glyphs, imagefolder, splits
 from tlcourse.datasets.glyphs import GLYPH_SETS, GlyphSet
-from tlcourse.datasets.imagefolder import MARKER, SPLITS, save_tensor_cache
+from tlcourse.datasets.imagefolder import MARKER, SPLITS
 from tlcourse.datasets.info import DatasetInfo, check_split, dataset_root
 from tlcourse.download import (
     LayoutError,
@@ -106,11 +106,13 @@ def prepare(
 
 
 def _build(name: str, seed: int, workers: int | None, tmp: Path) -> None:
-    """Write the tree of ``name`` under ``tmp``: class folders, decoded-tensor caches, marker."""
-    classes, arrays = _BUILDERS[name](seed, tmp, workers)
-    for split, (images, targets) in zip(SPLITS, arrays, strict=True):
-        save_tensor_cache(tmp, split, images, targets, classes)
+    """Write the tree of ``name`` under ``tmp``: class folders, the marker, then each split's
+    decoded-tensor cache, read back from the folders in the order every later load uses (the
+    cache's fingerprint holds the marker, so the marker comes first)."""
+    _BUILDERS[name](seed, tmp, workers)
     (tmp / MARKER).write_text(json.dumps(_marker(name, seed)))
+    for split in SPLITS:
+        imagefolder.load_tensors(tmp, split)
 
 
 def root(name: str) -> Path:
